@@ -1,0 +1,63 @@
+"""JSON Lines and canonical JSON: sorted keys, fixed separators, so equal data gives equal bytes."""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from .schema import DataError
+
+
+def _clean(value: Any) -> Any:
+    """NaN/inf are not JSON; store them as None rather than writing invalid files."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(_clean(obj), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    Path(path).write_text(json.dumps(_clean(obj), sort_keys=True, ensure_ascii=False, indent=2) + "\n",
+                          encoding="utf-8")
+
+
+def write_jsonl(path: str | Path, rows: Iterable[Any]) -> int:
+    n = 0
+    with open(path, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(dumps(row) + "\n")
+            n += 1
+    return n
+
+
+def append_jsonl(path: str | Path, row: Any) -> None:
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(dumps(row) + "\n")
+        fh.flush()
+
+
+def read_jsonl(path: str | Path, *, tolerate_torn_tail: bool = False) -> Iterator[dict[str, Any]]:
+    """Yield rows; a malformed line raises DataError with file and row, except a torn last line
+    (a killed writer) when ``tolerate_torn_tail`` is set."""
+    lines = Path(path).read_text(encoding="utf-8").split("\n")
+    for i, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if tolerate_torn_tail and i >= len(lines) - 1:
+                return
+            raise DataError(f"invalid JSON: {exc.msg}", file=str(path), row=i) from None
+        if not isinstance(row, dict):
+            raise DataError("each line must be a JSON object", file=str(path), row=i)
+        yield row

@@ -1,0 +1,53 @@
+"""The per-item record (``samples.jsonl``) and ``results.json``: one schema, versioned.
+
+Scores are stored in the item's original response order; ``permutation[k]`` is the original index of
+the response shown k-th, so any metric can be recomputed from the records alone (``mr2bench rescore``).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "parse_failure", "failed")
+
+
+@dataclass(frozen=True)
+class ItemRecord:
+    id: str
+    category: str
+    group: str
+    rankings: tuple[int, ...]                  # gold, original order (1 = best)
+    permutation: tuple[int, ...]               # shown position -> original index
+    scores: tuple[float, ...] | None           # original order; None when failed / unreadable
+    credit: float | None                       # primary-metric credit; None when excluded
+    status: Literal["ok", "parse_failure", "failed"] = "ok"
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # raw verdicts, usage, permutation runs
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+        if sorted(self.permutation) != list(range(len(self.rankings))):
+            raise ValueError(f"permutation {self.permutation} is not a permutation of {len(self.rankings)}")
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["rankings"], out["permutation"] = list(self.rankings), list(self.permutation)
+        out["scores"] = None if self.scores is None else list(self.scores)
+        return out
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> "ItemRecord":
+        return cls(id=row["id"], category=row.get("category", ""), group=row.get("group", row["id"]),
+                   rankings=tuple(row["rankings"]), permutation=tuple(row["permutation"]),
+                   scores=None if row.get("scores") is None else tuple(row["scores"]),
+                   credit=row.get("credit"), status=row.get("status", "ok"), error=row.get("error"),
+                   extra=row.get("extra") or {})
+
+
+RESULTS_KEYS = (
+    "schema_version", "benchmark", "benchmark_version", "hub_id", "revision", "split", "protocol",
+    "primary_metric", "headline_metric", "metrics", "per_category", "ci95", "n_items", "n_scored",
+    "n_failed", "n_parse_failures", "seed", "model", "permutations", "packages", "git_sha", "command",
+)
