@@ -85,6 +85,7 @@ class BenchmarkSpec:
     categories: tuple[str, ...] = ()
     description: str = ""
     protocol: str = ""               # which official implementation the scoring matches
+    judge_prompt: str = ""           # prompt template id for generative judges (mr2bench/judges/prompts)
     changelog: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
