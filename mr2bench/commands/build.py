@@ -1,19 +1,106 @@
-"""`mr2bench build-benchmark`: not built yet."""
+"""Build MR^2Bench-Video or -Image: denoise human judgments into full rankings and 4-response items.
+
+Video input: pairwise judgments (question_id, model_a, model_b, winner, ...). Image input: ranking
+rows (prompt_id, model, rank, ...). With no INPUT, a seeded synthetic demo arena is built.
+"""
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from mr2bench.cli import add_shared
 
-HELP = "build-benchmark (not built yet)"
-EPILOG = "example:\n  mr2bench build-benchmark --help"
+HELP = __doc__
+EPILOG = """examples:
+  build-benchmark video --out runs/demo-video                      # synthetic demo arena
+  build-benchmark image --out runs/demo-image
+  build-benchmark video votes.csv --out runs/video --variants 3 --bootstrap 100
+  build-benchmark video battles.jsonl --out runs/v --column question_id=qid --column winner=vote
+  build-benchmark image rankings.parquet --out runs/image --min-judgments 5
+  build-benchmark video path/to/dataset_folder --split train --out runs/v
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_shared(parser, "seed", "out", "log-level", "limit")
+    parser.add_argument("kind", choices=["video", "image"], help="video = pairwise judgments, image = rankings")
+    parser.add_argument("input", nargs="?", default=None, metavar="INPUT",
+                        help="CSV / JSONL / Parquet file, local dataset folder or Hub dataset id "
+                             "(default: the embedded synthetic demo arena)")
+    add_shared(parser, "seed", "out", "log-level", "limit", out_required=True)
+    parser.add_argument("--column", action="append", metavar="CANONICAL=THEIRS",
+                        help="map an input column to a canonical name (repeatable)")
+    parser.add_argument("--split", default=None, help="split to read from a dataset folder / Hub id")
+    parser.add_argument("--variants", type=int, default=3, help="4-response variants per question (default: 3)")
+    parser.add_argument("--bootstrap", type=int, default=50, help="bootstrap rounds for CIs and ties (default: 50)")
+    parser.add_argument("--min-judgments", type=int, default=10,
+                        help="drop questions with fewer kept judgments (default: 10)")
+    parser.add_argument("--separation", type=float, default=0.9,
+                        help="share of bootstrap replicates in which an item's best beats each other response (default: 0.9)")
+    parser.add_argument("--tie-confidence", type=float, default=0.9,
+                        help="adjacent responses separated in fewer replicates share a rank (default: 0.9)")
+    parser.add_argument("--drop-annotator-below", type=float, default=0.25,
+                        help="annotators whose reliability weight falls below this are dropped (default: 0.25)")
+    parser.add_argument("--vote-weight", type=float, default=0.1,
+                        help="weight of the net vote graph beside the bootstrap BT graph (default: 0.1)")
+    parser.add_argument("--exact-max", type=int, default=16, help="largest component solved by subset DP (default: 16)")
+    parser.add_argument("--milp-max", type=int, default=40,
+                        help="largest component solved by exact MILP; larger use Eades-Lin-Smyth (default: 40)")
+    parser.add_argument("--license", default="", help="license for the card (default: apache-2.0 for the demo, else other)")
+
+
+def _check(args: argparse.Namespace) -> None:
+    from mr2bench.schema import DataError
+
+    if args.variants < 1 or args.bootstrap < 2:
+        raise DataError("--variants must be >= 1 and --bootstrap >= 2", field="--variants/--bootstrap")
+    for name in ("separation", "tie_confidence"):
+        if not 0.5 <= getattr(args, name) <= 1.0:
+            raise DataError("must be within [0.5, 1]", field=f"--{name.replace('_', '-')}")
 
 
 def run(args: argparse.Namespace) -> int:
-    print("mr2bench build-benchmark is not built yet", file=sys.stderr)
-    return 2
+    from pathlib import Path
+
+    from mr2bench.builders.inputs import PAIRWISE_OPTIONAL, PAIRWISE_REQUIRED, RANKING_OPTIONAL, RANKING_REQUIRED, parse_column_map
+    from mr2bench.builders.pipeline import BuildConfig, Thresholds
+
+    _check(args)
+    allowed = (PAIRWISE_REQUIRED + PAIRWISE_OPTIONAL) if args.kind == "video" else (RANKING_REQUIRED + RANKING_OPTIONAL)
+    column_map = parse_column_map(args.column, allowed)
+    cfg = BuildConfig(
+        kind=args.kind, out=Path(args.out), seed=args.seed, variants=args.variants, bootstrap=args.bootstrap,
+        thresholds=Thresholds(args.min_judgments, args.separation, args.tie_confidence, args.drop_annotator_below),
+        vote_weight=args.vote_weight, dp_max=args.exact_max, milp_max=args.milp_max, limit=args.limit,
+        command=shlex.join(["build-benchmark", *sys.argv[1:]]) if sys.argv[1:2] != ["build-benchmark"]
+        else shlex.join(["mr2bench", *sys.argv[1:]]),
+        synthetic=args.input is None, license=args.license)
+    if args.kind == "video":
+        from mr2bench.builders.video import build_video as builder
+    else:
+        from mr2bench.builders.image import build_image as builder
+    report = builder(args.input, cfg, column_map, args.split)
+    print(summary(report, cfg.out))
+    return 0
+
+
+def summary(report: dict, out) -> str:
+    import json
+
+    c, d = report["counts"], report["diagnostics"]
+    timings = json.loads((out / "timings.json").read_text())
+    rows = [("benchmark", report["benchmark"] + (" (SYNTHETIC demo)" if report["synthetic"] else "")),
+            ("rows in / kept / quarantined", f"{c['rows_in']} / {c['kept']} / {c['quarantined']}"),
+            ("quarantine reasons", ", ".join(f"{k} {v}" for k, v in c["quarantine_reasons"].items()) or "-"),
+            ("annotators kept / down-weighted / dropped",
+             " / ".join(str(report["annotators"]["counts"][k]) for k in ("kept", "down-weighted", "dropped"))),
+            ("questions in / ranked / with items", f"{c['questions_in']} / {c['questions_ranked']} / {c['questions_with_items']}"),
+            ("items", str(c["items"])),
+            ("3-cycles before / after pruning", f"{d['ensemble_graph_3cycles_before']} / {d['ensemble_graph_3cycles_after']}"),
+            ("top model", report["leaderboard"][0]["model"] if report["leaderboard"] else "-")]
+    if "recovery" in report:
+        r = report["recovery"]
+        rows.append(("recovery vs planted truth", f"tau-b {r['kendall_tau_b']}, top-1 {r['top1']}"))
+    rows += [("seconds", f"{timings['total']:.1f}"), ("output", str(out))]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

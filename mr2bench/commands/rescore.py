@@ -1,19 +1,73 @@
-"""`mr2bench rescore`: not built yet."""
+"""`mr2bench rescore`: recompute every metric from samples.jsonl alone and check results.json."""
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from mr2bench.cli import add_shared
 
-HELP = "rescore (not built yet)"
-EPILOG = "example:\n  mr2bench rescore --help"
+HELP = """Recompute every metric from samples.jsonl alone and check that it equals results.json.
+
+Takes OUT/<model> (every benchmark folder in it) or one OUT/<model>/<benchmark> folder. Exits 1 and lists
+every differing field when a results.json does not match its samples."""
+EPILOG = """examples:
+  mr2bench rescore runs/eval/length
+  mr2bench rescore runs/eval/length/vl-rewardbench"""
+
+CHECKED = ("metrics", "per_category", "ci95", "n_items", "n_scored", "n_failed", "n_parse_failures", "usage")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_shared(parser, "seed", "out", "log-level", "limit")
+    parser.add_argument("path", metavar="DIR", help="OUT/<model> or OUT/<model>/<benchmark>")
+    add_shared(parser, "log-level")
+
+
+def diff(a, b, path: str = "") -> list[str]:
+    """Human-readable differences between two JSON values (floats compared exactly)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in sorted(set(a) | set(b)):
+            if key not in a or key not in b:
+                out.append(f"{path}{key}: {'missing in results.json' if key not in a else 'not recomputed'}")
+            else:
+                out += diff(a[key], b[key], f"{path}{key}.")
+        return out
+    return [] if a == b else [f"{path.rstrip('.')}: results.json {a!r} != recomputed {b!r}"]
 
 
 def run(args: argparse.Namespace) -> int:
-    print("mr2bench rescore is not built yet", file=sys.stderr)
-    return 2
+    import json
+
+    from mr2bench.evaluate import RESULTS, SAMPLES, metrics_from_records, read_records
+    from mr2bench.registry import get_benchmark
+    from mr2bench.schema import DataError
+
+    root = Path(args.path)
+    folders = [root] if (root / RESULTS).is_file() else sorted(p.parent for p in root.glob(f"*/{RESULTS}"))
+    if not folders:
+        raise DataError(f"no {RESULTS} found in {root} or its subfolders", field="path")
+    bad = 0
+    for folder in folders:
+        stored = json.loads((folder / RESULTS).read_text(encoding="utf-8"))
+        spec = get_benchmark(stored["benchmark"])
+        if (spec.version, spec.tie_policy, spec.parse_policy) != (
+                stored["benchmark_version"], stored["policies"]["tie"], stored["policies"]["parse"]):
+            print(f"{folder.name}: note: spec is now version {spec.version}; results were made with "
+                  f"{stored['benchmark_version']}", file=sys.stderr)
+        samples = folder / SAMPLES
+        if not samples.is_file():
+            raise DataError(f"missing {SAMPLES}", file=str(folder))
+        computed = metrics_from_records(read_records(samples), spec,
+                                        (stored.get("ci95") or {}).get("samples", 1000))
+        diffs = [d for key in CHECKED for d in diff({key: stored.get(key)}, {key: computed[key]})]
+        if diffs:
+            bad += 1
+            print(f"{folder.name}: MISMATCH ({len(diffs)} fields)")
+            for d in diffs:
+                print(f"  {d}")
+        else:
+            head = computed["metrics"].get(stored["headline_metric"])
+            print(f"{folder.name}: ok ({stored['headline_metric']} = "
+                  f"{'n/a' if head is None else f'{100 * head:.1f}'}, n={computed['n_items']})")
+    return 1 if bad else 0

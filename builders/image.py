@@ -1,0 +1,43 @@
+"""MR^2Bench-Image: human rankings (one row per prompt, model, annotator) -> pairwise -> same core."""
+from __future__ import annotations
+
+from .inputs import RANKING_OPTIONAL, RANKING_REQUIRED, Table, check_rankings, hash_frame, rankings_to_pairwise, read_table
+from .pipeline import BuildConfig, Context, Timer, build
+from .video import _first
+
+
+def ranking_context(kept) -> Context:
+    resp = {}
+    if "response" in kept.columns:
+        s = kept[["prompt_id", "model", "response"]].dropna()
+        resp = {(p, m): t for p, m, t in s.itertuples(index=False)}
+    return Context(prompt=_first(kept, "prompt_id", "prompt"), media=_first(kept, "prompt_id", "image"),
+                   response=resp, category=_first(kept, "prompt_id", "category"))
+
+
+def build_image(source: str | None, cfg: BuildConfig, column_map: dict[str, str] | None = None,
+                split: str | None = None) -> dict:
+    timer = Timer()
+    truth = kinds = None
+    if source is None:
+        from .demo import image_arena
+
+        arena = image_arena(cfg.seed, cfg.out)
+        raw = arena.judgments.astype(object).where(arena.judgments.notna(), None)
+        raw = raw.assign(rank=raw["rank"].map(lambda v: None if v is None else str(v)))
+        raw.insert(0, "_row", range(1, len(raw) + 1))
+        table = Table(raw, "demo:image-arena", hash_frame(arena.judgments), cfg.out)
+        truth, kinds = arena.truth, arena.annotators
+    else:
+        table = read_table(source, RANKING_REQUIRED, RANKING_OPTIONAL, column_map, split)
+    cfg.source, cfg.input_sha256 = table.label, table.sha256
+    timer.lap("read input")
+    checked = check_rankings(table.df)
+    timer.lap("validate")
+    kept_rows = checked.kept.drop(columns="_row")
+    pairs = rankings_to_pairwise(kept_rows)
+    extra = {"ranking_rows": {"rows_in": len(table.df), "kept": len(kept_rows),
+                              "quarantined": len(checked.quarantine), "pairwise_outcomes": len(pairs)}}
+    return build(pairs, checked.quarantine, len(table.df), ranking_context(kept_rows), cfg, root=table.root,
+                 truth=truth, annotator_kinds=kinds, timer=timer, extra_report=extra,
+                 rows_kept=len(kept_rows))

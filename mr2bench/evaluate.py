@@ -1,0 +1,546 @@
+"""The evaluation runner: items in, per-item records and results out, resumable and splittable.
+
+The evaluator owns the order: responses are shown in the permutation drawn from
+``rng_for(seed, "order", item_id)`` (identity under a ``fixed`` order policy; run k > 0 of
+``--permutations K`` uses ``rng_for(seed, "order", item_id, k)``), stored in the record, and scores are
+mapped back to the original order before any metric sees them.
+
+Files per benchmark, in ``OUT/<model_slug>/<benchmark>/``: ``samples.jsonl`` (one ``ItemRecord`` per item,
+``extra.index`` = position in the loader's order) and ``results.json``. A run appends each record as it
+finishes; on restart finished ids are skipped, a torn last line is cut and failed records are retried.
+With several processes (``accelerate launch``; ``RANK``/``WORLD_SIZE`` in the environment) rank r scores
+items ``index % world == r`` into ``samples.rank<r>-of-<w>.jsonl``; rank 0 merges them by index, so the
+merged file equals a one-process run.
+"""
+from __future__ import annotations
+
+import functools
+import heapq
+import importlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .adapters import AdapterOptions, load_adapter, model_slug
+from .jsonl import dumps, write_json
+from .media import resolve_inside
+from .metrics import BOOTSTRAP_SAMPLES, MetricAccumulator, item_outcome, top_choice
+from .registry import BenchmarkSpec, get_benchmark
+from .results import RESULTS_KEYS, SCHEMA_VERSION, ItemRecord
+from .schema import BenchmarkItem, DataError, ModelAdapter, ScoringRequest, Verdict, check_scores
+from .seeding import rng_for
+
+log = logging.getLogger(__name__)
+SAMPLES = "samples.jsonl"
+RESULTS = "results.json"
+FSYNC_EVERY = 256
+PACKAGES = ("mr2bench", "numpy", "scipy", "datasets", "torch", "transformers", "accelerate", "pillow", "av")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    model: str
+    benchmarks: tuple[str, ...]
+    out: Path
+    data_dirs: Mapping[str, Path | None] = field(default_factory=dict)
+    seed: int = 0
+    limit: int | None = None
+    batch_size: int = 1
+    permutations: int = 1
+    command: str = ""
+    bootstrap_samples: int = BOOTSTRAP_SAMPLES
+    progress: bool = True
+
+
+@dataclass
+class BenchOutcome:
+    name: str
+    results: dict[str, Any] | None
+    n_failed: int
+    n_new: int
+    n_resumed: int
+    seconds: float
+
+
+# ---------------------------------------------------------------- order and records (pure)
+def permutation_for(seed: int, item_id: str, n: int, order_policy: str, k: int = 0) -> tuple[int, ...]:
+    """Shown position -> original index."""
+    if order_policy == "fixed" and k == 0:
+        return tuple(range(n))
+    rng = rng_for(seed, "order", item_id) if k == 0 else rng_for(seed, "order", item_id, k)
+    return tuple(int(i) for i in rng.permutation(n))
+
+
+def to_original(shown_scores: Sequence[float], perm: Sequence[int]) -> tuple[float, ...]:
+    out = [0.0] * len(perm)
+    for pos, orig in enumerate(perm):
+        out[orig] = float(shown_scores[pos])
+    return tuple(out)
+
+
+def fallback_pick(seed: int, item_id: str, perm: Sequence[int]) -> int:
+    """The seeded random choice for an unreadable verdict: a shown position, as an original index."""
+    return perm[int(rng_for(seed, "parse-fallback", item_id).integers(len(perm)))]
+
+
+def record_outcome(rec: ItemRecord, spec: BenchmarkSpec):
+    return item_outcome(rec.rankings, rec.scores, spec.tie_policy, status=rec.status,
+                        parse_policy=spec.parse_policy, fallback_pick=rec.extra.get("fallback_pick"))
+
+
+def record_top_choices(rec: ItemRecord) -> list[tuple[int, ...]]:
+    runs = [rec.scores] + [r.get("scores") for r in rec.extra.get("permutation_runs", [])]
+    if len(runs) < 2 or any(r is None for r in runs):
+        return []
+    return [top_choice(r) for r in runs]
+
+
+def metrics_from_records(records: Iterable[ItemRecord], spec: BenchmarkSpec,
+                         bootstrap_samples: int = BOOTSTRAP_SAMPLES) -> dict[str, Any]:
+    """Every metric of ``results.json`` from the records alone (shared with ``mr2bench rescore``)."""
+    acc = MetricAccumulator(spec.primary_metric)
+    for rec in records:
+        acc.add(category=rec.category, group=rec.group, outcome=record_outcome(rec, spec), status=rec.status,
+                top_choices=record_top_choices(rec), usage=rec.extra.get("usage"))
+    return acc.compute(bootstrap_samples=bootstrap_samples, bootstrap_key=spec.name)
+
+
+def iter_jsonl(path: Path, *, tolerate_torn_tail: bool = False) -> Iterator[dict[str, Any]]:
+    """Stream a JSONL file line by line (``jsonl.read_jsonl`` reads it whole; samples can be large)."""
+    with open(path, encoding="utf-8") as fh:
+        pending: tuple[int, str] | None = None
+        for i, line in enumerate(fh, start=1):
+            if pending is not None:
+                raise DataError("invalid JSON line", file=str(path), row=pending[0])
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                if not (tolerate_torn_tail and not line.endswith("\n")):
+                    raise DataError("invalid JSON line", file=str(path), row=i) from None
+                pending = (i, line)
+
+
+def read_records(path: Path) -> Iterator[ItemRecord]:
+    for row in iter_jsonl(path):
+        yield ItemRecord.from_json(row)
+
+
+# ---------------------------------------------------------------- scoring one batch
+@functools.lru_cache(maxsize=4096)  # bounded: media pools repeat, memory stays flat
+def _media_ok(root: str, rel: str) -> bool:
+    return resolve_inside(root, rel).exists()
+
+
+def _check_media(item: BenchmarkItem, root: Path | None) -> None:
+    """Inside the root and present (decoding is the adapter's job: its errors fail the item there)."""
+    for m in item.media:
+        if m.path is not None and root is not None and not _media_ok(str(root), m.path):
+            raise DataError(f"{m.kind} not found: {m.path}", field="media.path")
+
+
+def _call_adapter(adapter: ModelAdapter, requests: list[ScoringRequest]) -> list[Any]:
+    """Adapter outputs (or the exception each raised); score_batch first, per item when it fails."""
+    batch = getattr(adapter, "score_batch", None)
+    if callable(batch) and len(requests) > 1:
+        try:
+            outs = list(batch(requests))
+            if len(outs) == len(requests):
+                return outs
+            log.warning("score_batch returned %d outputs for %d requests; scoring one by one",
+                        len(outs), len(requests))
+        except Exception as exc:  # isolate the failing item below
+            log.warning("score_batch failed (%s: %s); scoring one by one", type(exc).__name__, exc)
+    outs: list[Any] = []
+    for req in requests:
+        try:
+            outs.append(adapter.score(req))
+        except Exception as exc:  # an adapter error is a failed item, never a crashed run
+            outs.append(exc)
+    return outs
+
+
+def _error_text(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, DataError) else f"{type(exc).__name__}: {exc}"
+
+
+def score_items(adapter: ModelAdapter, spec: BenchmarkSpec, batch: list[tuple[int, Any]], root: Path | None,
+                seed: int, permutations: int) -> list[ItemRecord]:
+    """Score a batch of (index, BenchmarkItem | BadRow) into records, in the batch's order."""
+    from .evaluators._common import BadRow
+
+    records: dict[int, ItemRecord] = {}
+    jobs: list[tuple[int, int, tuple[int, ...]]] = []     # (batch position, run k, permutation)
+    requests: list[ScoringRequest] = []
+    for pos, (index, item) in enumerate(batch):
+        if isinstance(item, BadRow):
+            records[pos] = ItemRecord(id=item.id, category=item.category, group=item.id, rankings=(),
+                                      permutation=(), scores=None, credit=None, status="failed",
+                                      error=item.error, extra={"index": index})
+            continue
+        perm0 = permutation_for(seed, item.id, item.n, spec.order_policy)
+        try:
+            _check_media(item, root)
+        except DataError as exc:
+            records[pos] = ItemRecord(id=item.id, category=item.category, group=item.group,
+                                      rankings=item.rankings, permutation=perm0, scores=None, credit=None,
+                                      status="failed", error=str(exc), extra={"index": index})
+            continue
+        for k in range(permutations):
+            perm = perm0 if k == 0 else permutation_for(seed, item.id, item.n, spec.order_policy, k)
+            jobs.append((pos, k, perm))
+            requests.append(ScoringRequest(
+                prompt=item.prompt, responses=tuple(item.responses[i] for i in perm), media=item.media,
+                item_id=item.id, benchmark=spec.name, category=item.category,
+                media_root=None if root is None else str(root)))
+    outputs = _call_adapter(adapter, requests) if requests else []
+    runs: dict[int, list[tuple[tuple[int, ...], Any]]] = {}
+    for (pos, _k, perm), out in zip(jobs, outputs):
+        runs.setdefault(pos, []).append((perm, out))
+    for pos, item_runs in runs.items():
+        index, item = batch[pos]
+        records[pos] = _record(item, index, item_runs, spec, seed)
+    return [records[pos] for pos in range(len(batch))]
+
+
+def _record(item: BenchmarkItem, index: int, runs: list[tuple[tuple[int, ...], Any]], spec: BenchmarkSpec,
+            seed: int) -> ItemRecord:
+    extra: dict[str, Any] = {"index": index}
+    usage: dict[str, float] = {}
+    parsed: list[tuple[tuple[int, ...], tuple[float, ...] | None, str]] = []
+    error = None
+    for perm, out in runs:
+        raw = ""
+        if isinstance(out, BaseException):
+            error = error or _error_text(out)
+            parsed.append((perm, None, raw))
+            continue
+        if isinstance(out, Verdict):
+            raw = out.raw
+            for key, value in (out.usage or {}).items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    usage[key] = usage.get(key, 0) + value
+        try:
+            shown = check_scores(out, item.n)
+        except DataError as exc:
+            error = error or str(exc)
+            shown = None
+        parsed.append((perm, None if shown is None else to_original(shown, perm), raw))
+    perm0, scores, raw0 = parsed[0]
+    if raw0:
+        extra["raw"] = raw0
+    if usage:
+        extra["usage"] = usage
+    if len(parsed) > 1:
+        extra["permutation_runs"] = [{"permutation": list(p), "scores": None if s is None else list(s),
+                                      **({"raw": r} if r else {})} for p, s, r in parsed[1:]]
+    if error is not None:
+        return ItemRecord(id=item.id, category=item.category, group=item.group, rankings=item.rankings,
+                          permutation=perm0, scores=None, credit=None, status="failed", error=error,
+                          extra=extra)
+    status = "ok" if scores is not None else "parse_failure"
+    if scores is None and spec.parse_policy == "seeded_random":
+        extra["fallback_pick"] = fallback_pick(seed, item.id, perm0)
+    rec = ItemRecord(id=item.id, category=item.category, group=item.group, rankings=item.rankings,
+                     permutation=perm0, scores=scores, credit=None, status=status, extra=extra)
+    return replace(rec, credit=record_outcome(rec, spec).credit)
+
+
+# ---------------------------------------------------------------- files: resume and merge
+def repair_tail(path: Path) -> None:
+    """Cut a torn last line (a killed writer) so that appending goes on from a clean line."""
+    if not path.is_file():
+        return
+    with open(path, "rb+") as fh:
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        if size == 0:
+            return
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return
+        block = min(size, 1 << 20)
+        while True:
+            fh.seek(size - block)
+            data = fh.read(block)
+            cut = data.rfind(b"\n")
+            if cut >= 0 or block == size:
+                fh.truncate(size - block + cut + 1 if cut >= 0 else 0)
+                return
+            block = min(size, block * 2)
+
+
+def _part_files(bench_dir: Path) -> list[Path]:
+    return sorted(bench_dir.glob("samples.rank*-of-*.jsonl"))
+
+
+def prepare_resume(bench_dir: Path) -> int:
+    """Rank 0, before scoring: repair tails and drop failed records (they are retried). Returns how many."""
+    dropped = 0
+    for path in [bench_dir / SAMPLES, *_part_files(bench_dir)]:
+        if not path.is_file():
+            continue
+        repair_tail(path)
+        n_failed = sum(r.get("status") == "failed" for r in iter_jsonl(path))
+        if n_failed:
+            dropped += n_failed
+            tmp = path.with_suffix(".tmp")
+            with open(tmp, "w", encoding="utf-8") as fh:
+                for r in iter_jsonl(path):
+                    if r.get("status") != "failed":
+                        fh.write(dumps(r) + "\n")
+            tmp.replace(path)
+    return dropped
+
+
+def finished_ids(bench_dir: Path) -> set[str]:
+    done: set[str] = set()
+    for path in [bench_dir / SAMPLES, *_part_files(bench_dir)]:
+        if path.is_file():
+            for row in iter_jsonl(path, tolerate_torn_tail=True):
+                done.add(row["id"])
+    return done
+
+
+def _is_sorted(path: Path) -> bool:
+    last = -1
+    for row in iter_jsonl(path):
+        idx = row.get("extra", {}).get("index", -1)
+        if idx < last:
+            return False
+        last = idx
+    return True
+
+
+def _sorted_rows(path: Path) -> Iterator[dict[str, Any]]:
+    if _is_sorted(path):
+        yield from iter_jsonl(path)
+    else:  # rows appended out of order (retried failures): sort this file in memory
+        yield from sorted(iter_jsonl(path), key=lambda r: r.get("extra", {}).get("index", -1))
+
+
+def merge_samples(bench_dir: Path) -> None:
+    """Rank 0: merge samples.jsonl and the per-rank files into samples.jsonl ordered by index."""
+    main = bench_dir / SAMPLES
+    sources = [p for p in [main, *_part_files(bench_dir)] if p.is_file()]
+    if sources == [main] and _is_sorted(main):
+        return
+    tmp = bench_dir / "samples.merge.tmp"
+    last_id = None
+    with open(tmp, "w", encoding="utf-8") as fh:
+        merged = heapq.merge(*(_sorted_rows(p) for p in sources),
+                             key=lambda r: (r.get("extra", {}).get("index", -1), r["id"]))
+        for row in merged:
+            if row["id"] == last_id:
+                continue
+            last_id = row["id"]
+            fh.write(dumps(row) + "\n")
+    tmp.replace(main)
+    for p in _part_files(bench_dir):
+        p.unlink()
+
+
+def record_json(rec: ItemRecord) -> dict[str, Any]:
+    """``ItemRecord.to_json`` without ``dataclasses.asdict``'s deep copy (a third of the harness time)."""
+    return {"id": rec.id, "category": rec.category, "group": rec.group, "rankings": list(rec.rankings),
+            "permutation": list(rec.permutation), "scores": None if rec.scores is None else list(rec.scores),
+            "credit": rec.credit, "status": rec.status, "error": rec.error, "extra": rec.extra}
+
+
+class RecordWriter:
+    """Append-only JSONL, flushed per record, fsynced every FSYNC_EVERY records and on close."""
+
+    def __init__(self, path: Path) -> None:
+        self.fh = open(path, "a", encoding="utf-8")
+        self.pending = 0
+
+    def write(self, rec: ItemRecord) -> None:
+        self.fh.write(dumps(record_json(rec)) + "\n")
+        self.fh.flush()
+        self.pending += 1
+        if self.pending >= FSYNC_EVERY:
+            os.fsync(self.fh.fileno())
+            self.pending = 0
+
+    def close(self) -> None:
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        self.fh.close()
+
+
+# ---------------------------------------------------------------- distribution
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world: int = 1
+    barrier: Callable[[], None] = lambda: None
+    device: str | None = None
+
+
+def dist_from_env() -> Dist:
+    """accelerate launch / torchrun set RANK and WORLD_SIZE; one process otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    import torch
+    from accelerate import PartialState
+
+    cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true") or not torch.cuda.is_available()
+    state = PartialState(cpu=cpu)
+    if state.num_processes != world:  # never let two processes both believe they are alone
+        raise DataError(f"WORLD_SIZE={world} but accelerate started {state.num_processes} process(es)",
+                        field="WORLD_SIZE")
+    return Dist(rank=state.process_index, world=state.num_processes, barrier=state.wait_for_everyone,
+                device=str(state.device))
+
+
+# ---------------------------------------------------------------- provenance
+def package_versions() -> dict[str, str | None]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_sha() -> str | None:
+    import subprocess
+
+    try:
+        res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return res.stdout.strip() or None if res.returncode == 0 else None
+
+
+def build_results(spec: BenchmarkSpec, computed: Mapping[str, Any], cfg: EvalConfig, data_dir: Path | None,
+                  provenance: Mapping[str, Any]) -> dict[str, Any]:
+    res: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION, "benchmark": spec.name, "benchmark_version": spec.version,
+        "hub_id": spec.hub_id, "revision": spec.revision, "split": spec.split, "protocol": spec.protocol,
+        "primary_metric": spec.primary_metric, "headline_metric": spec.headline_metric,
+        "seed": cfg.seed, "model": cfg.model, "permutations": cfg.permutations,
+        "packages": provenance.get("packages"), "git_sha": provenance.get("git_sha"),
+        "command": cfg.command,
+        "policies": {"tie": spec.tie_policy, "parse": spec.parse_policy, "order": spec.order_policy,
+                     "aggregation": spec.aggregation},
+        "data_source": "hub" if data_dir is None else "local",
+    }
+    for key in ("metrics", "per_category", "ci95", "n_items", "n_scored", "n_failed", "n_parse_failures",
+                "usage"):
+        res[key] = computed[key]
+    res["status"] = "complete" if computed["n_failed"] == 0 else "complete_with_failures"
+    missing = [k for k in RESULTS_KEYS if k not in res]
+    assert not missing, missing
+    return res
+
+
+# ---------------------------------------------------------------- the run
+def _load_items(spec: BenchmarkSpec, data_dir: Path | None, limit: int | None) -> Iterator[Any]:
+    module_name, _, attr = spec.loader.partition(":")
+    return getattr(importlib.import_module(module_name), attr)(data_dir, spec, limit)
+
+
+def _batched(it: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for x in it:
+        batch.append(x)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def run_benchmark(adapter: ModelAdapter, spec: BenchmarkSpec, cfg: EvalConfig, dist: Dist,
+                  provenance: Mapping[str, Any]) -> BenchOutcome:
+    from tqdm import tqdm
+
+    data_dir = cfg.data_dirs.get(spec.name)
+    root = None if data_dir is None else Path(data_dir).resolve()
+    bench_dir = cfg.out / model_slug(cfg.model) / spec.name
+    bench_dir.mkdir(parents=True, exist_ok=True)
+    if dist.rank == 0:
+        retried = prepare_resume(bench_dir)
+        if retried:
+            log.info("%s: retrying %d failed items", spec.name, retried)
+    dist.barrier()
+    done = finished_ids(bench_dir)
+    part = bench_dir / (SAMPLES if dist.world == 1 else f"samples.rank{dist.rank}-of-{dist.world}.jsonl")
+    writer = RecordWriter(part)
+    n_new = n_failed = n_resumed = n_seen = 0
+    start = time.perf_counter()
+    bar = tqdm(desc=f"{spec.name} [rank {dist.rank}]" if dist.world > 1 else spec.name, unit="item",
+               total=cfg.limit, disable=not cfg.progress, dynamic_ncols=True, mininterval=0.5)
+
+    def mine() -> Iterator[tuple[int, Any]]:
+        nonlocal n_seen, n_resumed
+        for index, item in enumerate(_load_items(spec, root, cfg.limit)):
+            n_seen = index + 1
+            if index % dist.world != dist.rank:
+                continue
+            if item.id in done:
+                n_resumed += 1
+                bar.update(1)
+                continue
+            yield index, item
+
+    try:
+        for batch in _batched(mine(), max(1, cfg.batch_size)):
+            for rec in score_items(adapter, spec, batch, root, cfg.seed, cfg.permutations):
+                writer.write(rec)
+                n_new += 1
+                n_failed += rec.status == "failed"
+            bar.update(len(batch))
+    finally:
+        writer.close()
+        bar.close()
+    seconds = time.perf_counter() - start
+    dist.barrier()
+    results = None
+    if dist.rank == 0:
+        merge_samples(bench_dir)
+        computed = metrics_from_records(read_records(bench_dir / SAMPLES), spec, cfg.bootstrap_samples)
+        if computed["n_items"] != n_seen:
+            hint = ("rerun the same command to finish" if computed["n_items"] < n_seen else
+                    "the folder holds records from a different run (another --limit or data); use a new --out")
+            raise DataError(f"{spec.name}: {computed['n_items']} records for {n_seen} items; {hint}",
+                            file=str(bench_dir / SAMPLES))
+        results = build_results(spec, computed, cfg, data_dir, provenance)
+        write_json(bench_dir / RESULTS, results)
+        n_failed = computed["n_failed"]
+    return BenchOutcome(spec.name, results, n_failed, n_new, n_resumed, seconds)
+
+
+def evaluate(cfg: EvalConfig, options: AdapterOptions, adapter: ModelAdapter | None = None,
+             dist: Dist | None = None) -> list[BenchOutcome]:
+    """Run every benchmark of ``cfg``; rank 0 also writes summary.json and the leaderboard."""
+    from .leaderboard import write_leaderboard, write_summary
+
+    dist = dist or dist_from_env()
+    specs = [get_benchmark(name) for name in cfg.benchmarks]
+    if dist.device is not None and options.device == "auto":
+        options = replace(options, device=dist.device)
+    if adapter is None:
+        adapter = load_adapter(cfg.model, options)
+    provenance = {"packages": package_versions(), "git_sha": git_sha()}
+    outcomes = [run_benchmark(adapter, spec, cfg, dist, provenance) for spec in specs]
+    if dist.rank == 0:
+        write_summary(cfg.out / model_slug(cfg.model), cfg.model)
+        write_leaderboard(cfg.out)
+    return outcomes
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
