@@ -6,7 +6,8 @@
 Random weights (timing does not depend on them). For each vision-token count V and N: median wall time of
 one packed pass (prompt + image + N responses of R tokens) and of N sequential single-response passes
 (prompt + image re-encoded each time), the speed-up (N-pass time / one-pass time) and the FLOP limit
-(N-pass FLOPs / one-pass FLOPs, torch.utils.flop_counter). The last line is
+(N-pass FLOPs / one-pass FLOPs, torch.utils.flop_counter); the two are timed interleaved, and the CPU-time
+speed-up (process_time) is printed beside the wall one, as it is less disturbed by other load. The last line is
 ``N=4 speedup X.XX (FLOP limit Y.YY)`` for the largest V.
 """
 from __future__ import annotations
@@ -25,8 +26,8 @@ CONFIGS = {
     "medium": ("qwen2_5_vl", dict(hidden=512, inter=1408, layers=8, heads=8, kv=4, v_hidden=512, v_inter=1024,
                                   v_depth=8, v_heads=8)),
     # Qwen3-VL-4B shapes (text 2560 x 36, 32/8 heads, MLP 9728; vision 1024 x 24, MLP 4096, patch 16)
-    "real-4b": ("qwen3_vl", dict(hidden=2560, inter=9728, layers=36, heads=32, kv=8, v_hidden=1024, v_inter=4096,
-                                 v_depth=24, v_heads=16)),
+    "real-4b": ("qwen3_vl", dict(hidden=2560, inter=9728, layers=36, heads=32, kv=8, head_dim=128,
+                                 mrope=[24, 20, 20], v_hidden=1024, v_inter=4096, v_depth=24, v_heads=16)),
 }
 
 
@@ -75,16 +76,21 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def timed(fn, device, repeats: int) -> float:
-    fn()  # warm-up
+def timed_pair(one, many, device, repeats: int) -> tuple[float, float, float, float]:
+    """Median wall and CPU seconds of ``one`` and ``many``, interleaved so both see the same machine load."""
+    one(), many()  # warm-up
     sync(device)
-    times = []
+    wall: dict[str, list[float]] = {"one": [], "many": []}
+    cpu: dict[str, list[float]] = {"one": [], "many": []}
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for name, fn in (("one", one), ("many", many)):
+            t, c = time.perf_counter(), time.process_time()
+            fn()
+            sync(device)
+            wall[name].append(time.perf_counter() - t)
+            cpu[name].append(time.process_time() - c)
+    med = statistics.median
+    return med(wall["one"]), med(wall["many"]), med(cpu["one"]), med(cpu["many"])
 
 
 def flops(fn) -> int:
@@ -114,7 +120,8 @@ def main() -> None:
     card = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()} threads"
     print(f"config={config} device={card} dtype={dtype} attention={args.attention} R={args.response_tokens} "
           f"repeats={args.repeats} (medians)")
-    print(f"{'V':>5} {'N':>2} {'1-pass s':>9} {'N-pass s':>9} {'speedup':>8} {'FLOP limit':>10} {'of limit':>8}")
+    print(f"{'V':>5} {'N':>2} {'1-pass s':>9} {'N-pass s':>9} {'speedup':>8} {'cpu-time':>8} {'FLOP limit':>10} "
+          f"{'of limit':>8}")
     last: dict[int, tuple[float, float]] = {}
     for v in args.vision_tokens:
         for n in args.ns:
@@ -128,11 +135,11 @@ def main() -> None:
 
             with torch.no_grad():
                 f_one, f_many = flops(one), flops(many)
-            t_one, t_many = timed(one, device, args.repeats), timed(many, device, args.repeats)
+            t_one, t_many, c_one, c_many = timed_pair(one, many, device, args.repeats)
             speed, limit = t_many / t_one, f_many / f_one
             last[n] = (speed, limit)
-            print(f"{v:>5} {n:>2} {t_one:>9.3f} {t_many:>9.3f} {speed:>8.2f} {limit:>10.2f} {speed / limit:>8.2f}",
-                  flush=True)
+            print(f"{v:>5} {n:>2} {t_one:>9.3f} {t_many:>9.3f} {speed:>8.2f} {c_many / c_one:>8.2f} {limit:>10.2f} "
+                  f"{speed / limit:>8.2f}", flush=True)
     if 4 in last:
         print(f"N=4 speedup {last[4][0]:.2f} (FLOP limit {last[4][1]:.2f})")
 

@@ -30,7 +30,7 @@ SPEC = register_benchmark(BenchmarkSpec(
              "Acc+ = ids whose pairs are all correct / ids (the MR^2 table's MMRLHF column is Acc); "
              "category = first of mcq/long/short/safety/video in the media path. Unparseable verdicts "
              "(judges only; the official RM is pointwise) count as wrong.",
-    judge_prompt="mm-rlhf-rewardbench",
+    judge_prompt="pairwise_v1",
     changelog=("2026-04-20 1.0.0: first version",),
 ))
 

@@ -39,7 +39,7 @@ def _spec(kind: str) -> BenchmarkSpec:
         loader=f"mr2bench.evaluators.mr2bench_nway:load_{kind}",
         description=f"MR^2Bench-{kind.title()}: 4-response items sampled from full human rankings; "
                     "best-of-4 accuracy (chance 25%).",
-        protocol=_PROTOCOL, judge_prompt="mr2bench-nway",
+        protocol=_PROTOCOL, judge_prompt="nway_best_v1",
         changelog=("2026-04-20 1.0.0: first version",),
     ))
 

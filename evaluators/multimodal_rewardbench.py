@@ -30,7 +30,7 @@ SPEC = register_benchmark(BenchmarkSpec(
              "reasoning split math (ids 'math*') / coding; fixed order Output1 = A; unparseable verdict "
              "-> seeded random pick (official: random.seed(123); here rng_for(seed, 'parse-fallback', id)). "
              "Scalar models: strict score(better) > score(worse).",
-    judge_prompt="multimodal-rewardbench",
+    judge_prompt="mmrb_pairwise_v1",
     changelog=("2026-04-20 1.0.0: first version",),
 ))
 

@@ -30,7 +30,7 @@ SPEC = register_benchmark(BenchmarkSpec(
              "paper's 57.0 / 63.6 from its dimension counts) + per-dimension accuracy; strict "
              "score(chosen) > score(rejected); unparseable verdicts counted wrong (assumed: MR^2's 14.7 "
              "for LLaVA-Critic suggests so); order: seeded shuffle. Schema unverified.",
-    judge_prompt="videorewardbench",
+    judge_prompt="pairwise_v1",
     changelog=("2026-04-20 1.0.0: first version (schema assumed, see module docstring)",),
 ))
 

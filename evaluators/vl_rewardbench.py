@@ -29,7 +29,7 @@ SPEC = register_benchmark(BenchmarkSpec(
              "excluded from numerator and denominator; accuracy per group, overall = micro, macro = mean "
              "of the 3 groups (the MR^2 table's VL-RB column). Scalar models: strict score(chosen) > "
              "score(rejected). Order: seeded shuffle per item (official: unseeded coin).",
-    judge_prompt="vl-rewardbench",
+    judge_prompt="vlrb_pairwise_v1",
     changelog=("2026-04-20 1.0.0: first version",),
 ))
 

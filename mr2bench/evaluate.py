@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .adapters import AdapterOptions, load_adapter, model_slug
-from .jsonl import dumps, write_json
+from .jsonl import dumps, read_jsonl, write_json
 from .media import resolve_inside
 from .metrics import BOOTSTRAP_SAMPLES, MetricAccumulator, item_outcome, top_choice
 from .registry import BenchmarkSpec, get_benchmark
@@ -110,25 +110,8 @@ def metrics_from_records(records: Iterable[ItemRecord], spec: BenchmarkSpec,
     return acc.compute(bootstrap_samples=bootstrap_samples, bootstrap_key=spec.name)
 
 
-def iter_jsonl(path: Path, *, tolerate_torn_tail: bool = False) -> Iterator[dict[str, Any]]:
-    """Stream a JSONL file line by line (``jsonl.read_jsonl`` reads it whole; samples can be large)."""
-    with open(path, encoding="utf-8") as fh:
-        pending: tuple[int, str] | None = None
-        for i, line in enumerate(fh, start=1):
-            if pending is not None:
-                raise DataError("invalid JSON line", file=str(path), row=pending[0])
-            if not line.strip():
-                continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                if not (tolerate_torn_tail and not line.endswith("\n")):
-                    raise DataError("invalid JSON line", file=str(path), row=i) from None
-                pending = (i, line)
-
-
 def read_records(path: Path) -> Iterator[ItemRecord]:
-    for row in iter_jsonl(path):
+    for row in read_jsonl(path):
         yield ItemRecord.from_json(row)
 
 
@@ -287,12 +270,12 @@ def prepare_resume(bench_dir: Path) -> int:
         if not path.is_file():
             continue
         repair_tail(path)
-        n_failed = sum(r.get("status") == "failed" for r in iter_jsonl(path))
+        n_failed = sum(r.get("status") == "failed" for r in read_jsonl(path))
         if n_failed:
             dropped += n_failed
             tmp = path.with_suffix(".tmp")
             with open(tmp, "w", encoding="utf-8") as fh:
-                for r in iter_jsonl(path):
+                for r in read_jsonl(path):
                     if r.get("status") != "failed":
                         fh.write(dumps(r) + "\n")
             tmp.replace(path)
@@ -303,14 +286,14 @@ def finished_ids(bench_dir: Path) -> set[str]:
     done: set[str] = set()
     for path in [bench_dir / SAMPLES, *_part_files(bench_dir)]:
         if path.is_file():
-            for row in iter_jsonl(path, tolerate_torn_tail=True):
+            for row in read_jsonl(path, tolerate_torn_tail=True):
                 done.add(row["id"])
     return done
 
 
 def _is_sorted(path: Path) -> bool:
     last = -1
-    for row in iter_jsonl(path):
+    for row in read_jsonl(path):
         idx = row.get("extra", {}).get("index", -1)
         if idx < last:
             return False
@@ -320,9 +303,9 @@ def _is_sorted(path: Path) -> bool:
 
 def _sorted_rows(path: Path) -> Iterator[dict[str, Any]]:
     if _is_sorted(path):
-        yield from iter_jsonl(path)
+        yield from read_jsonl(path)
     else:  # rows appended out of order (retried failures): sort this file in memory
-        yield from sorted(iter_jsonl(path), key=lambda r: r.get("extra", {}).get("index", -1))
+        yield from sorted(read_jsonl(path), key=lambda r: r.get("extra", {}).get("index", -1))
 
 
 def merge_samples(bench_dir: Path) -> None:
@@ -346,13 +329,6 @@ def merge_samples(bench_dir: Path) -> None:
         p.unlink()
 
 
-def record_json(rec: ItemRecord) -> dict[str, Any]:
-    """``ItemRecord.to_json`` without ``dataclasses.asdict``'s deep copy (a third of the harness time)."""
-    return {"id": rec.id, "category": rec.category, "group": rec.group, "rankings": list(rec.rankings),
-            "permutation": list(rec.permutation), "scores": None if rec.scores is None else list(rec.scores),
-            "credit": rec.credit, "status": rec.status, "error": rec.error, "extra": rec.extra}
-
-
 class RecordWriter:
     """Append-only JSONL, flushed per record, fsynced every FSYNC_EVERY records and on close."""
 
@@ -361,7 +337,7 @@ class RecordWriter:
         self.pending = 0
 
     def write(self, rec: ItemRecord) -> None:
-        self.fh.write(dumps(record_json(rec)) + "\n")
+        self.fh.write(dumps(rec.to_json()) + "\n")
         self.fh.flush()
         self.pending += 1
         if self.pending >= FSYNC_EVERY:

@@ -46,18 +46,22 @@ def append_jsonl(path: str | Path, row: Any) -> None:
 
 
 def read_jsonl(path: str | Path, *, tolerate_torn_tail: bool = False) -> Iterator[dict[str, Any]]:
-    """Yield rows; a malformed line raises DataError with file and row, except a torn last line
-    (a killed writer) when ``tolerate_torn_tail`` is set."""
-    lines = Path(path).read_text(encoding="utf-8").split("\n")
-    for i, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            if tolerate_torn_tail and i >= len(lines) - 1:
-                return
-            raise DataError(f"invalid JSON: {exc.msg}", file=str(path), row=i) from None
-        if not isinstance(row, dict):
-            raise DataError("each line must be a JSON object", file=str(path), row=i)
-        yield row
+    """Stream rows; a malformed line raises DataError with file and row, except a torn last line
+    (a killed writer: unparseable and without its newline) when ``tolerate_torn_tail`` is set."""
+    with open(path, encoding="utf-8") as fh:
+        torn: int | None = None
+        for i, line in enumerate(fh, start=1):
+            if torn is not None:  # the unparseable line was not the last one after all
+                raise DataError("invalid JSON", file=str(path), row=torn)
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                if tolerate_torn_tail and not line.endswith("\n"):
+                    torn = i
+                    continue
+                raise DataError(f"invalid JSON: {exc.msg}", file=str(path), row=i) from None
+            if not isinstance(row, dict):
+                raise DataError("each line must be a JSON object", file=str(path), row=i)
+            yield row

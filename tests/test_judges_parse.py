@@ -8,6 +8,7 @@ from mr2bench.judges.parse import parse_mmrb, parse_nway, parse_pairwise_last, p
 from mr2bench.judges.prompts import (DEFAULT_NWAY, DEFAULT_PAIRWISE, get_template, template_id_for,
                                      template_ids)
 from mr2bench.judges.verdict import scores_from_order, vote
+from mr2bench.registry import get_benchmark
 from mr2bench.schema import DataError, ScoringRequest
 
 
@@ -111,7 +112,7 @@ def test_template_selection():
         == DEFAULT_PAIRWISE
     assert template_id_for(two, "vlrb_pairwise_v1") == "vlrb_pairwise_v1"
     assert set(template_ids()) == {"vlrb_pairwise_v1", "mmrb_pairwise_v1", "pairwise_v1", "nway_best_v1"}
-    assert get_template("vl-rewardbench").id == "vlrb_pairwise_v1"   # alias = the spec's judge_prompt
+    assert get_template(get_benchmark("vl-rewardbench").judge_prompt).id == "vlrb_pairwise_v1"
 
 
 def test_template_render_rules():

@@ -3,8 +3,7 @@
 A template file is a Jinja2 body preceded by a YAML header inside a Jinja comment (``{# ... #}``):
 ``id`` (the file stem), ``parser`` (a name in ``mr2bench.judges.parse.PARSERS``), ``labels``
 (``numbers`` -> 1, 2, ...; ``letters`` -> A, B, ...), ``n_responses`` (2, or null for any N), ``media``
-(``before_text`` / ``after_text``: where images and frames go in the user turn), ``aliases`` (other
-names that resolve to it, e.g. the benchmark name a spec gives as ``judge_prompt``), ``remove`` (strings
+(``before_text`` / ``after_text``: where images and frames go in the user turn), ``remove`` (strings
 deleted from the rendered text) and a dated ``changelog``. Changing a template's wording means a new
 file with a new id (``..._v2``) and a version bump of the benchmarks that name it.
 
@@ -33,7 +32,6 @@ _HEADER = re.compile(r"\A\{#(.*?)#\}\n", re.DOTALL)
 @dataclass(frozen=True)
 class PromptTemplate:
     id: str
-    aliases: tuple[str, ...]      # other names that resolve to this template (benchmark names)
     parser: str
     labels: str
     n_responses: int | None
@@ -85,7 +83,7 @@ def load_template(path: Path) -> PromptTemplate:
         meta = yaml.safe_load(m.group(1)) or {}
     except yaml.YAMLError as exc:
         raise DataError(f"unreadable YAML header: {exc}", file=str(path)) from None
-    known = {"id", "aliases", "parser", "labels", "n_responses", "media", "remove", "description", "source",
+    known = {"id", "parser", "labels", "n_responses", "media", "remove", "description", "source",
              "changelog"}
     unknown = sorted(set(meta) - known)
     if unknown:
@@ -103,7 +101,7 @@ def load_template(path: Path) -> PromptTemplate:
         raise DataError(f"unknown parser {meta.get('parser')!r}; known: {sorted(PARSERS)}", file=str(path),
                         field="parser")
     return PromptTemplate(
-        id=meta["id"], aliases=tuple(meta.get("aliases") or ()), parser=meta["parser"], labels=meta["labels"],
+        id=meta["id"], parser=meta["parser"], labels=meta["labels"],
         n_responses=meta.get("n_responses"),
         media=meta["media"], remove=tuple(meta.get("remove") or ()), description=meta.get("description", ""),
         source=meta.get("source", ""), changelog=tuple(meta.get("changelog") or ()), body=source[m.end():])
@@ -114,13 +112,12 @@ def templates() -> Registry[PromptTemplate]:
     reg: Registry[PromptTemplate] = Registry("judge prompt")
     for path in sorted(PROMPT_DIR.glob("*.j2")):
         t = load_template(path)
-        for name in (t.id, *t.aliases):
-            reg.register(name, t)
+        reg.register(t.id, t)
     return reg
 
 
 def template_ids() -> list[str]:
-    """The canonical ids (file stems), aliases left out."""
+    """The template ids (file stems)."""
     return sorted(p.stem for p in PROMPT_DIR.glob("*.j2"))
 
 

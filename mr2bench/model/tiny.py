@@ -68,9 +68,9 @@ def build_config(family: str, vocab_size: int, token_ids: dict[str, int], size: 
     from transformers import Qwen2_5_VLConfig, Qwen3VLConfig
 
     s = SIZES[size]
-    head_dim = s["hidden"] // s["heads"]
+    head_dim = s.get("head_dim", s["hidden"] // s["heads"])
     half = head_dim // 2
-    section = [half - 2 * (half * 3 // 8), half * 3 // 8, half * 3 // 8]  # sums to head_dim / 2
+    section = s.get("mrope") or [half - 2 * (half * 3 // 8), half * 3 // 8, half * 3 // 8]  # sums to head_dim/2
     text = dict(vocab_size=vocab_size, hidden_size=s["hidden"], intermediate_size=s["inter"],
                 num_hidden_layers=s["layers"], num_attention_heads=s["heads"], num_key_value_heads=s["kv"],
                 bos_token_id=None, eos_token_id=token_ids["eos"], pad_token_id=token_ids["pad"], max_position_embeddings=32768,
