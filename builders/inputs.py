@@ -145,7 +145,7 @@ def _conflicts(df: pd.DataFrame, key: str, pairs: list[tuple[str, str]]) -> pd.S
         conflict = False
         for k in range(0, len(vals), 2):
             model, text = vals[k], vals[k + 1]
-            if text is None:
+            if not isinstance(text, str):  # None / NaN: no text to conflict with
                 continue
             seen = first.setdefault((q, model), text)
             conflict |= seen != text

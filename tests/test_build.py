@@ -167,9 +167,20 @@ def test_pandalm_builds_end_to_end(samples_dir, tmp_path):
     assert c["rows_in"] == 2997 == c["kept"] + c["quarantined"]
     assert c["quarantine_reasons"].get("conflicting_response", 0) > 0  # 17 known text conflicts
     assert c["models"] == 5 and report["leaderboard"][0]["model"] == "llama-7b"
+    assert c["questions_in"] == 170  # the README's count of distinct prompts: none lost to validation
 
 
 def hash_prompt(r: dict) -> str:
     import hashlib
 
     return hashlib.sha256((r["instruction"] + "\x00" + r["input"]).encode()).hexdigest()[:10]
+
+
+def test_empty_response_text_is_not_a_conflict():
+    from mr2bench.builders.inputs import check_pairwise
+
+    df = pd.DataFrame({"_row": [1, 2, 3], "question_id": ["q", "q", "q"], "model_a": ["a", "a", "a"],
+                       "model_b": ["b", "c", "b"], "winner": ["a", "b", "tie"],
+                       "response_a": ["x", None, "y"], "response_b": [None, "z", None]})
+    checked = check_pairwise(df)
+    assert [q["row"] for q in checked.quarantine] == [3] and checked.quarantine[0]["reason"] == "conflicting_response"

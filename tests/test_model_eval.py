@@ -121,3 +121,10 @@ def test_grpo_reward_scores_groups_in_one_pass_and_chunks(ckpt):
     alone = [rm.score_items([rm.build_item("p one", [r])])[0][0] for r in RESPONSES]
     np.testing.assert_allclose(out[:4], alone, rtol=1e-4, atol=1e-4)  # isolated: chunking changes nothing
     assert len(out) == 6 and all(isinstance(v, float) for v in out)
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    from mr2bench.schema import DataError
+
+    with pytest.raises(DataError, match="reward_model_config.json"):
+        load_adapter(f"mr2:{tmp_path}", AdapterOptions(device="cpu"))

@@ -45,8 +45,23 @@ class FakeHub:
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = 10   # a stuck read fails the test instead of hanging it
+
             def log_message(self, *args):  # keep pytest output clean
                 pass
+
+            def _body(self) -> bytes:
+                if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+                    n = int(self.headers.get("Content-Length") or 0)
+                    return self.rfile.read(n) if n else b""
+                data = b""
+                while True:   # the LFS PUT streams a file object: chunked transfer encoding
+                    size = int(self.rfile.readline().strip().split(b";")[0], 16)
+                    chunk = self.rfile.read(size)
+                    self.rfile.readline()
+                    if size == 0:
+                        return data
+                    data += chunk
 
             def _send(self, status: int, body, headers: dict | None = None) -> None:
                 data = json.dumps(body).encode()
@@ -66,7 +81,7 @@ class FakeHub:
 
             def do_PUT(self):  # the LFS "S3" upload: a pre-signed URL, no Authorization header
                 path = urlsplit(self.path).path
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = self._body()
                 hub.requests.append(("PUT", path))
                 oid = path.rsplit("/", 1)[-1]
                 if hashlib.sha256(body).hexdigest() != oid:
@@ -76,8 +91,7 @@ class FakeHub:
 
             def _route(self, method: str) -> None:
                 path = unquote(urlsplit(self.path).path)
-                n = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(n) if n else b""
+                body = self._body()
                 hub.requests.append((method, path))
                 auth = self.headers.get("Authorization", "")
                 if auth != f"Bearer {TOKEN}":

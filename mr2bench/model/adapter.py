@@ -43,7 +43,10 @@ def _load(target: str, options: Any) -> Any:
                        cache_dir=options.cache_dir, revision=extra.get("revision"), attention=attention,
                        max_length=_int_arg(extra, "max_length"),
                        max_vision_tokens=_int_arg(extra, "max_vision_tokens"))
-    return load_reward_model(target, opts)
+    try:
+        return load_reward_model(target, opts)
+    except (OSError, ValueError) as exc:  # missing files, unknown backbone, bad head: a clear error, no traceback
+        raise DataError(f"cannot load the reward model {target!r}: {exc}", field="model") from None
 
 
 class MR2Adapter:
@@ -52,9 +55,6 @@ class MR2Adapter:
     one_pass = True
 
     def __init__(self, target: str, options: Any) -> None:
-        import torch
-
-        torch.manual_seed(int(getattr(options, "seed", 0)))  # dropout is off in eval; kept for determinism
         self.options = options
         self.model = _load(target, options)
         self.batch_size = max(1, int(getattr(options, "batch_size", 1)))

@@ -73,7 +73,8 @@ class _Source:
 def read_config(source: _Source) -> dict[str, Any]:
     path = source.file(CONFIG_NAME)
     if path is None:
-        raise FileNotFoundError(f"{source.target}: no {CONFIG_NAME}; not a reward-model checkpoint")
+        where = "" if source.local else " (or the Hub is unreachable and it is not in the local cache)"
+        raise FileNotFoundError(f"{source.target}: no {CONFIG_NAME}; not a reward-model checkpoint{where}")
     return json.loads(path.read_text(encoding="utf-8"))
 
 

@@ -5,7 +5,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -156,7 +155,3 @@ def _merge_media(encoded: list[Any]) -> Any:
         for k, v in enc.tensors.items():
             tensors[k] = torch.cat([tensors[k], v]) if k in tensors else v
     return EncodedMedia("mixed", tensors, [], [], {})
-
-
-def frames_to_payload(frames: np.ndarray) -> MediaPayload:
-    return MediaPayload("video", frames)

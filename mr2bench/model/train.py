@@ -191,16 +191,20 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     cpu = cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
     accel = Accelerator(cpu=cpu, mixed_precision="no" if cpu else "bf16")
     torch.manual_seed(derive_seed(cfg.seed, "torch"))
-    rm = new_reward_model(cfg.base, device=str(accel.device), dtype="fp32" if cpu else "bf16", lora_r=cfg.lora_r,
-                          lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, attention=cfg.attention,
-                          max_length=cfg.max_length, trust_remote_code=cfg.trust_remote_code, seed=cfg.seed)
+    try:
+        rm = new_reward_model(cfg.base, device=str(accel.device), dtype="fp32" if cpu else "bf16",
+                              lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                              attention=cfg.attention, max_length=cfg.max_length,
+                              trust_remote_code=cfg.trust_remote_code, seed=cfg.seed)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot load the base model: {exc}", field="base") from None
     for p in rm.head.parameters():
         p.requires_grad_(True)
     if cfg.gradient_checkpointing:
         unwrap(rm.backbone).gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     params = [p for p in rm.parameters() if p.requires_grad]
     optim = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    per_epoch = math.ceil(len(make_batches(rows, cfg.batch_size, cfg.seed, 0)) / accel.num_processes)
+    per_epoch = max(1, len(make_batches(rows, cfg.batch_size, cfg.seed, 0)) // accel.num_processes)
     total = cfg.epochs * math.ceil(per_epoch / cfg.grad_accum)  # --max-steps stops early, same schedule
     sched = get_linear_schedule_with_warmup(optim, 0, total)
     model, optim, sched = accel.prepare(rm, optim, sched)
@@ -238,7 +242,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     t0, window, micro, last = time.perf_counter(), [], 0, {"loss": float("nan"), "accuracy": float("nan")}
     done, cursor = False, (start_epoch, start_batch)
     for epoch in range(start_epoch, cfg.epochs):
-        batches = make_batches(rows, cfg.batch_size, cfg.seed, epoch)[accel.process_index::accel.num_processes]
+        batches = make_batches(rows, cfg.batch_size, cfg.seed, epoch)
+        if accel.num_processes > 1:  # equal counts per process, or DDP waits forever on the last batch
+            batches = batches[: max(1, len(batches) // accel.num_processes) * accel.num_processes]
+        batches = batches[accel.process_index::accel.num_processes]
         first = start_batch if epoch == start_epoch else 0
         for bi in range(first, len(batches)):
             examples = [load_example(r, cfg.seed, epoch) for r in batches[bi]]

@@ -83,8 +83,9 @@ def pairwise_arena(seed: int = 0, *, n_questions: int = 300, n_models: int = 19,
         "timestamp": np.char.mod("%d", 1_700_000_000 + np.arange(total)),
         "question": [f"Synthetic question {k}: what happens in the clip?" for k in q],
         "video": [f"media/{qid[k]}.mp4" for k in q],
-        "response_a": [f"[synthetic] {m} answer to {qid[k]}" for m, k in zip(models[a], q)],
-        "response_b": [f"[synthetic] {m} answer to {qid[k]}" for m, k in zip(models[b], q)],
+        # equal-length texts: a length-based scorer must not be able to read the model off the text
+        "response_a": [f"[synthetic] response {m:02d} to {qid[k]}" for m, k in zip(a, q)],
+        "response_b": [f"[synthetic] response {m:02d} to {qid[k]}" for m, k in zip(b, q)],
     })
     truth = pd.DataFrame({"question_id": np.repeat(qid, n_models), "model": np.tile(models, n_questions),
                           "theta": theta.ravel()})
@@ -114,7 +115,7 @@ def ranking_arena(seed: int = 0, *, n_prompts: int = 60, n_models: int = 8, anno
             for m in range(n_models):
                 rows.append((f"p{p:04d}", models[m], int(rank[m]), f"ann{k:03d}",
                              f"Synthetic prompt {p}: describe the image.", f"media/p{p:04d}.png",
-                             f"[synthetic] {models[m]} description for p{p:04d}"))
+                             f"[synthetic] description {m:02d} for p{p:04d}"))
     df = pd.DataFrame(rows, columns=["prompt_id", "model", "rank", "annotator_id", "prompt", "image", "response"])
     pid = np.array([f"p{k:04d}" for k in range(n_prompts)])
     truth = pd.DataFrame({"question_id": np.repeat(pid, n_models), "model": np.tile(models, n_prompts),
