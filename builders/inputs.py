@@ -106,6 +106,8 @@ def _read_raw(source: str, split: str | None) -> tuple[pd.DataFrame, str, str, P
 
 
 def _cell(v: Any) -> str | None:
+    if type(v) is str:  # the common case first
+        return v if v.strip() else None
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return None
     if isinstance(v, float) and v.is_integer():
@@ -123,7 +125,7 @@ def read_table(source: str, required: tuple[str, ...], optional: tuple[str, ...]
         raise DataError(f"missing required column(s) {missing}; found {sorted(map(str, raw.columns))} "
                         f"(map yours with --column canonical=theirs)", field=missing[0], file=label)
     cols = [c for c in (*required, *optional) if c in raw.columns]
-    df = pd.DataFrame({c: [_cell(v) for v in raw[c].tolist()] for c in cols})
+    df = pd.DataFrame({c: [_cell(v) for v in raw[c].to_numpy(dtype=object)] for c in cols}, dtype=object)
     df.insert(0, "_row", range(1, len(df) + 1))
     return Table(df, label, digest, root)
 

@@ -19,7 +19,7 @@ def pairwise_context(kept: pd.DataFrame) -> Context:
     for side in ("a", "b"):
         col = f"response_{side}"
         if col in kept.columns:
-            s = kept[["question_id", f"model_{side}", col]].dropna()
+            s = kept[["question_id", f"model_{side}", col]].dropna().drop_duplicates(["question_id", f"model_{side}"])
             for q, m, t in s.itertuples(index=False):
                 resp.setdefault((q, m), t)
     return Context(prompt=_first(kept, "question_id", "question"), media=_first(kept, "question_id", "video"),

@@ -18,6 +18,8 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 TOKEN = "hf_fixtureSECRETtoken_4242"
+# huggingface_hub's own LFS PUT passes a file object as data=; httpx warns about it, not our code
+pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 
 
 class FakeHub:
@@ -114,7 +116,10 @@ class FakeHub:
                         return self._send(hub.fail[action], {"error": f"injected {action} failure"})
                     if repo not in hub.repos or repo in hub.hidden:
                         return self._send(404, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"})
-                    return getattr(self, f"_{action}")(hub.repos[repo], repo, rest, body)
+                    handler = getattr(self, f"_{action}", None)
+                    if handler is None:   # e.g. xet-write-token: this fake speaks LFS only
+                        return self._send(404, {"error": f"no route {method} {path}"})
+                    return handler(hub.repos[repo], repo, rest, body)
                 return self._send(404, {"error": f"no route {method} {path}"})
 
             def _create(self, payload: dict) -> None:
@@ -200,6 +205,9 @@ def hub(monkeypatch):
     monkeypatch.setenv("MY_HUB_TOKEN", TOKEN)
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setattr(hc, "HF_HUB_OFFLINE", False)   # conftest sets offline; this test talks to loopback only
+    # hf_xet is installed, and huggingface_hub then uploads LFS files through Xet (a CAS service this fake does
+    # not emulate); HF_HUB_DISABLE_XET=1 selects the LFS batch protocol the Hub still serves.
+    monkeypatch.setattr(hc, "HF_HUB_DISABLE_XET", True)
     yield fake
     fake.server.shutdown()
     fake.server.server_close()
@@ -325,6 +333,21 @@ def test_unreachable_endpoint(build, capfd, caplog, monkeypatch):
     rc, text = _publish(capfd, caplog, str(build), "--repo-id", "org/bench")
     assert rc == 1
     assert f"cannot reach the Hub at http://127.0.0.1:{port}" in text and "ConnectError" in text
+
+
+def test_silent_endpoint_times_out(build, capfd, caplog, monkeypatch):
+    """A Hub that accepts the connection and never answers ends in an error, not a hang."""
+    import huggingface_hub.constants as hc
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(4)                     # the kernel accepts connections; nobody ever reads or answers
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{s.getsockname()[1]}")
+        monkeypatch.setenv("MY_HUB_TOKEN", TOKEN)
+        monkeypatch.setattr(hc, "HF_HUB_OFFLINE", False)
+        rc, text = _publish(capfd, caplog, str(build), "--repo-id", "org/bench", "--timeout", "0.5")
+    assert rc == 1
+    assert "gave no answer in time (ReadTimeout)" in text and "nothing was published" in text
 
 
 def test_offline_mode_is_named(build, capfd, caplog, monkeypatch):

@@ -36,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write and validate the Hub folder here, upload nothing")
     parser.add_argument("--token-env", metavar="VAR", default="HF_TOKEN",
                         help="environment variable holding the write token (default: HF_TOKEN)")
+    parser.add_argument("--timeout", type=float, default=300.0, metavar="S",
+                        help="give up when the Hub sends nothing for S seconds (per request; default: 300)")
     add_shared(parser, "log-level")
 
 
@@ -66,8 +68,14 @@ def _stage(args: argparse.Namespace, stage_dir: Path):
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
+
     from mr2bench.hub.upload import UploadError, check_repo_id, read_token, upload_stage
     from mr2bench.schema import DataError
+
+    if args.log_level != "debug":   # one INFO line per HTTP request drowns the summary; debug keeps them
+        for name in ("httpx2", "httpcore2"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
     if bool(args.bench_dir) == bool(args.results):
         raise DataError("give exactly one of BENCH_DIR or --results RUN_DIR", field="BENCH_DIR")
@@ -93,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             pub = upload_stage(staged.stage_dir, args.repo_id, token=token, commit_message=message,
                                commit_description=description, private=args.private,
-                               revision=args.revision, tag=args.tag)
+                               revision=args.revision, tag=args.tag, timeout_s=args.timeout)
         except UploadError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +26,7 @@ log = logging.getLogger(__name__)
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 KEEP_REMOTE = (".gitattributes",)   # the Hub's own file; never deleted by a mirror commit
 REPO_TYPE = "dataset"
+DEFAULT_TIMEOUT_S = 300.0   # per network operation (connect, each read, each write), not for the whole upload
 
 
 class UploadError(RuntimeError):
@@ -67,6 +70,29 @@ def local_files(stage_dir: Path) -> list[str]:
     return sorted(p.relative_to(stage_dir).as_posix() for p in stage_dir.rglob("*") if p.is_file())
 
 
+@contextmanager
+def network_timeout(seconds: float) -> Iterator[None]:
+    """huggingface_hub's shared client waits forever by default; a Hub that never answers must end in an error.
+
+    Swaps in a client factory that wraps the installed one and sets an httpx timeout, restoring it after."""
+    import httpx2
+    from huggingface_hub import set_client_factory
+    from huggingface_hub.utils import _http
+
+    previous = _http._GLOBAL_CLIENT_FACTORY   # no public getter; restored so library users keep their own
+
+    def factory() -> httpx2.Client:
+        client = previous()
+        client.timeout = httpx2.Timeout(seconds, connect=min(seconds, 30.0))
+        return client
+
+    set_client_factory(factory)
+    try:
+        yield
+    finally:
+        set_client_factory(previous)
+
+
 def _mask(text: str, token: str) -> str:
     return text.replace(token, "***") if token else text
 
@@ -92,6 +118,8 @@ def _describe(exc: BaseException, endpoint: str, repo_id: str, step: str) -> str
         if status is not None and status >= 500:
             return f"{step}: the Hub at {endpoint} failed with {status}{detail}; nothing was published, retry later"
         return f"{step}: the Hub answered {status}{detail}"
+    if isinstance(exc, httpx2.TimeoutException):
+        return f"{step}: the Hub at {endpoint} gave no answer in time ({type(exc).__name__}); nothing was published"
     if isinstance(exc, httpx2.TransportError):
         return f"{step}: cannot reach the Hub at {endpoint} ({type(exc).__name__}: {exc}); check HF_ENDPOINT / network"
     return f"{step}: {type(exc).__name__}: {exc}"
@@ -99,8 +127,17 @@ def _describe(exc: BaseException, endpoint: str, repo_id: str, step: str) -> str
 
 def upload_stage(stage_dir: str | Path, repo_id: str, *, token: str, commit_message: str,
                  commit_description: str = "", private: bool = True, revision: str | None = None,
-                 tag: str | None = None, endpoint: str | None = None) -> Published:
+                 tag: str | None = None, endpoint: str | None = None,
+                 timeout_s: float = DEFAULT_TIMEOUT_S) -> Published:
     """Create the repo/branch if needed and commit the stage as one commit; UploadError on any failure."""
+    with network_timeout(timeout_s):
+        return _upload(stage_dir, repo_id, token=token, commit_message=commit_message,
+                       commit_description=commit_description, private=private, revision=revision, tag=tag,
+                       endpoint=endpoint)
+
+
+def _upload(stage_dir: str | Path, repo_id: str, *, token: str, commit_message: str, commit_description: str,
+            private: bool, revision: str | None, tag: str | None, endpoint: str | None) -> Published:
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
     from huggingface_hub.errors import RevisionNotFoundError
 

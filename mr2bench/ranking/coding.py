@@ -23,17 +23,18 @@ def encode(df: pd.DataFrame) -> tuple[Coded, Codebook]:
     Codes follow sorted string order, so equal inputs give equal codes."""
     questions = sorted(df["question_id"].unique())
     models = sorted(set(df["model_a"]) | set(df["model_b"]))
-    qi = {k: n for n, k in enumerate(questions)}
-    mi = {k: n for n, k in enumerate(models)}
+
+    def codes(col: pd.Series, cats: list[str]) -> np.ndarray:
+        return pd.Categorical(col, categories=cats).codes.astype(np.int64)
+
     if "annotator_id" in df and df["annotator_id"].notna().any():
         ann_col = df["annotator_id"]
         annotators = sorted(ann_col.dropna().unique())
-        ai = {k: n for n, k in enumerate(annotators)}
-        ann = np.array([-1 if pd.isna(v) else ai[v] for v in ann_col], dtype=np.int64)
+        ann = codes(ann_col, annotators)  # missing -> -1
     else:
         annotators, ann = [], np.full(len(df), -1, dtype=np.int64)
     coded = Coded(
-        q=df["question_id"].map(qi).to_numpy(np.int64), a=df["model_a"].map(mi).to_numpy(np.int64),
-        b=df["model_b"].map(mi).to_numpy(np.int64), y=df["winner"].map(OUTCOME).to_numpy(float),
+        q=codes(df["question_id"], questions), a=codes(df["model_a"], models),
+        b=codes(df["model_b"], models), y=df["winner"].map(OUTCOME).to_numpy(float),
         annotator=ann, n_questions=len(questions), n_models=len(models), n_annotators=len(annotators))
     return coded, Codebook(questions, models, annotators)
