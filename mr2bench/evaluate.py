@@ -502,7 +502,7 @@ def run_benchmark(adapter: ModelAdapter, spec: BenchmarkSpec, cfg: EvalConfig, d
 def evaluate(cfg: EvalConfig, options: AdapterOptions, adapter: ModelAdapter | None = None,
              dist: Dist | None = None) -> list[BenchOutcome]:
     """Run every benchmark of ``cfg``; rank 0 also writes summary.json and the leaderboard."""
-    from .leaderboard import write_leaderboard, write_summary
+    from .leaderboard import write_leaderboards, write_summary
 
     dist = dist or dist_from_env()
     specs = [get_benchmark(name) for name in cfg.benchmarks]
@@ -513,8 +513,8 @@ def evaluate(cfg: EvalConfig, options: AdapterOptions, adapter: ModelAdapter | N
     provenance = {"packages": package_versions(), "git_sha": git_sha()}
     outcomes = [run_benchmark(adapter, spec, cfg, dist, provenance) for spec in specs]
     if dist.rank == 0:
-        write_summary(cfg.out / model_slug(cfg.model), cfg.model)
-        write_leaderboard(cfg.out)
+        model_dir = cfg.out / model_slug(cfg.model)
+        write_leaderboards(cfg.out, model_dir, write_summary(model_dir, cfg.model))
     return outcomes
 
 

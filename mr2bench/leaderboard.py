@@ -1,4 +1,5 @@
-"""summary.json per model and the paper's table (leaderboard.md + leaderboard.png) over every model in OUT.
+"""summary.json per model and the paper's table (leaderboard.md + leaderboard.png): one row in OUT/<model>/,
+every model of OUT in OUT/.
 
 Columns follow the MR^2 release README: VL-RB, MM-RB, MMRLHF, MR2B-I, VRB, MR2B-V, Avg. Each cell is the
 benchmark's headline metric x 100 (VL-RB: macro accuracy; MMRLHF: Acc; MR2B: best-of-4). ``Avg`` is the
@@ -94,9 +95,14 @@ def render_plot(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def write_leaderboard(out: Path) -> str:
-    rows = leaderboard_rows(out)
+def write_leaderboard(folder: Path, rows: list[dict[str, Any]]) -> str:
     text = render_markdown(rows)
-    (out / "leaderboard.md").write_text(text, encoding="utf-8")
-    render_plot(rows, out / "leaderboard.png")
+    (folder / "leaderboard.md").write_text(text, encoding="utf-8")
+    render_plot(rows, folder / "leaderboard.png")
     return text
+
+
+def write_leaderboards(out: Path, model_dir: Path, summary: dict[str, Any]) -> None:
+    """The model's own row beside its summary.json, and the table over every model in OUT."""
+    write_leaderboard(model_dir, [summary])
+    write_leaderboard(out, leaderboard_rows(out))

@@ -155,8 +155,9 @@ def test_vl_rewardbench_length_matches_independent_values(samples_dir, tmp_path)
     summary = json.loads((out / "length" / "summary.json").read_text())
     assert summary["benchmarks"]["vl-rewardbench"]["headline"] == pytest.approx(macro)
     assert summary["avg"] is None
-    board = (out / "leaderboard.md").read_text()
-    assert f"| length | {100 * macro:.1f} | - |" in board and (out / "leaderboard.png").stat().st_size > 0
+    for folder in (out, out / "length"):  # every model of OUT, and the model's own row beside its summary
+        board = (folder / "leaderboard.md").read_text()
+        assert f"| length | {100 * macro:.1f} | - |" in board and (folder / "leaderboard.png").stat().st_size > 0
 
 
 def test_mm_rlhf_length_acc_and_acc_plus(samples_dir, tmp_path):

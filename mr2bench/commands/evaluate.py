@@ -12,7 +12,8 @@ HELP = """Score a reward model on the six benchmarks, each by its official proto
 
 Writes OUT/<model>/<benchmark>/samples.jsonl (one record per item: permutation, scores in the original
 order, credit, status, error) and results.json (all metrics, per category, bootstrap 95% CI, counts,
-provenance), OUT/<model>/summary.json and OUT/leaderboard.md + leaderboard.png (the paper's table).
+provenance), OUT/<model>/summary.json + leaderboard.md + leaderboard.png (the paper's table: six
+columns + Avg), and OUT/leaderboard.md over every model evaluated into OUT.
 Rerun the same command after a crash: finished items are skipped, failed ones retried.
 Models: random, length, python:FILE.py:Class, seqcls:HUB_ID_OR_DIR, mr2:PATH, mr2-single:PATH,
 judge:MODEL, api:MODEL. Several processes: accelerate launch -m mr2bench evaluate-model ..."""

@@ -57,14 +57,9 @@ def find_benchmarks(run_dir: Path) -> list[str]:
 
 
 def run_extras(run_dir: Path) -> dict[str, Path]:
-    """Top-level files that travel with the run: the run's own (summary.json, ...) and the leaderboard
-    evaluate-model writes one level up, in OUT/ (leaderboard.md / .png / .csv)."""
-    found = {p.name: p for p in sorted(run_dir.iterdir())
-             if p.is_file() and p.suffix.lower() in EXTRA_SUFFIXES and p.name != "README.md"}
-    for p in sorted(run_dir.parent.glob("leaderboard.*")):
-        if p.is_file() and p.suffix.lower() in EXTRA_SUFFIXES:
-            found.setdefault(p.name, p)
-    return found
+    """Top-level files that travel with the run: summary.json, the model's leaderboard.md / .png, ..."""
+    return {p.name: p for p in sorted(run_dir.iterdir())
+            if p.is_file() and p.suffix.lower() in EXTRA_SUFFIXES and p.name != "README.md"}
 
 
 def _text(value: Any) -> str:
