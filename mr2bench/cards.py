@@ -47,9 +47,10 @@ def front_matter(report: dict[str, Any], configs: list[dict]) -> str:
     return yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).rstrip("\n")
 
 
-def benchmark_card(out_dir: Path, configs: list[dict] | None = None) -> str:
+def benchmark_card(out_dir: Path, configs: list[dict] | None = None, *, embedded_images: bool = False) -> str:
     """The README.md card of a build folder (``configs`` = the Hub configs; default: items + full_rankings
-    with paths relative to the build folder)."""
+    with paths relative to the build folder). ``embedded_images``: the staged Hub folder stores images
+    inside the Parquet shards as ``datasets`` Image features rather than as paths."""
     out_dir = Path(out_dir)
     report = json.loads((out_dir / "build_report.json").read_text(encoding="utf-8"))
     configs = configs or DEFAULT_CONFIGS
@@ -58,7 +59,8 @@ def benchmark_card(out_dir: Path, configs: list[dict] | None = None) -> str:
     c = report["counts"]
     return render_card("benchmark.md.j2", {
         "front_matter": front_matter(report, configs), "r": report, "c": c, "d": report["diagnostics"],
-        "kind": report["kind"], "media_field": report["kind"], "leaderboard_md": board.rstrip("\n"),
+        "kind": report["kind"], "media_field": report["kind"],
+        "media_embedded": embedded_images and report["kind"] == "image", "leaderboard_md": board.rstrip("\n"),
         "plots": plots, "configs": configs, "recovery": report.get("recovery"),
         "ann": report["annotators"]["counts"], "ann_rule": report["annotators"]["rule"],
     })

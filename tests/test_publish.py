@@ -146,8 +146,10 @@ def test_stage_roundtrip_through_load_dataset(staged):
         assert first.size == (8, 6)
         assert first.convert("RGB").tobytes() == Image.open(build / "media/q000.png").convert("RGB").tobytes()
         assert not (stage / "media").exists()   # embedded, not copied
+        assert "| `image` | `datasets` Image |" in (stage / "README.md").read_text()
     else:
         assert items.features["video"] == datasets.Value("string")
+        assert "| `video` | string or null |" in (stage / "README.md").read_text()
         for g, w in zip(items.to_list(), built_items):
             assert g["video"] == w["video"]
             assert (stage / g["video"]).read_bytes() == (build / w["video"]).read_bytes()

@@ -304,6 +304,6 @@ def stage_benchmark(build_dir: str | Path, stage_dir: str | Path, *,
     result = StageResult(stage_dir=stage_dir, build_dir=build_dir, media_kind=media, configs=tuple(staged),
                          build_hash=build_hash(build_dir), input_hash=find_input_hash(report),
                          copied=tuple(copied))
-    card = benchmark_card(stage_dir, result.card_configs)
+    card = benchmark_card(stage_dir, result.card_configs, embedded_images=media == "image")
     (stage_dir / "README.md").write_text(card, encoding="utf-8")
     return result
