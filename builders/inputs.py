@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from mr2bench.jsonl import file_sha256
 from mr2bench.schema import WINNER_ALIASES, DataError
 
 PAIRWISE_REQUIRED = ("question_id", "model_a", "model_b", "winner")
@@ -55,14 +56,6 @@ def parse_column_map(pairs: list[str] | None, allowed: tuple[str, ...]) -> dict[
     return out
 
 
-def _hash_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def hash_frame(df: pd.DataFrame) -> str:
     return hashlib.sha256(df.to_csv(index=False).encode("utf-8")).hexdigest()
 
@@ -88,7 +81,7 @@ def _read_raw(source: str, split: str | None) -> tuple[pd.DataFrame, str, str, P
             raise DataError(f"cannot parse CSV: {exc}", file=str(path)) from None
         except (ValueError, OSError) as exc:
             raise DataError(f"cannot read: {exc}", file=str(path)) from None
-        return df, str(path), _hash_file(path), path.parent
+        return df, str(path), file_sha256(path), path.parent
     # a local dataset folder or a Hub id: the datasets library does both
     import datasets
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mr2bench import __version__
-from mr2bench.jsonl import write_json, write_jsonl
+from mr2bench.jsonl import write_json
 from mr2bench.ranking import bradley_terry as bt
 from mr2bench.ranking.coding import Codebook, encode
 from mr2bench.ranking.ensemble import DenoiseConfig, Denoised, denoise

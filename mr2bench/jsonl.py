@@ -1,6 +1,8 @@
-"""JSON Lines and canonical JSON: sorted keys, fixed separators, so equal data gives equal bytes."""
+"""JSON Lines and canonical JSON (sorted keys, fixed separators, so equal data gives equal bytes), and
+the file readers and digests the edges share."""
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Iterable, Iterator
@@ -23,6 +25,26 @@ def _clean(value: Any) -> Any:
 
 def dumps(obj: Any) -> str:
     return json.dumps(_clean(obj), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def read_json(path: str | Path) -> dict[str, Any]:
+    """A JSON file holding one object; bad JSON or another type is a DataError naming file and row."""
+    try:
+        obj = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"invalid JSON: {exc.msg}", file=str(path), row=exc.lineno) from None
+    if not isinstance(obj, dict):
+        raise DataError("must be a JSON object", file=str(path))
+    return obj
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def write_json(path: str | Path, obj: Any) -> None:

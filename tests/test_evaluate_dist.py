@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 from test_evaluate import REPO, VOLATILE, build_nway
 

@@ -1,7 +1,6 @@
 """The denoising core against independently computed values (choix, brute force, networkx)."""
 from __future__ import annotations
 
-import itertools
 
 import choix
 import networkx as nx

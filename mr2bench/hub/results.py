@@ -7,7 +7,6 @@
 """
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import yaml
 
 from .. import __version__
+from ..jsonl import read_json
 from ..schema import DataError
 from .stage import EXTRA_SUFFIXES, SPLIT, folder_digest, prepare_stage_dir
 from .validate import RESULTS_SECTIONS, check_card_text, quiet_datasets
@@ -32,16 +32,6 @@ class ResultsStage:
     benchmarks: tuple[str, ...]
     run_hash: str                       # sha256 over the run's samples + results files
     configs: tuple[dict[str, Any], ...]
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"invalid JSON: {exc.msg}", file=str(path), row=exc.lineno) from None
-    if not isinstance(obj, dict):
-        raise DataError("must be a JSON object", file=str(path))
-    return obj
 
 
 def find_benchmarks(run_dir: Path) -> list[str]:
@@ -98,7 +88,7 @@ def _model_name(results: list[dict[str, Any]], run_dir: Path) -> str:
 
 def results_context(run_dir: Path, benchmarks: list[str], repo_id: str | None) -> dict[str, Any]:
     """Everything the results card states, taken from the run's own files (pure apart from reading them)."""
-    results = [_read_json(run_dir / b / "results.json") for b in benchmarks]
+    results = [read_json(run_dir / b / "results.json") for b in benchmarks]
     model = _model_name(results, run_dir)
     rows, provenance = [], []
     for name, r in zip(benchmarks, results):
@@ -182,7 +172,7 @@ def validate_results_stage(staged: ResultsStage) -> None:
     from ..jsonl import read_jsonl
 
     readme = (staged.stage_dir / "README.md").read_text(encoding="utf-8")
-    results = [_read_json(staged.stage_dir / b / "results.json") for b in staged.benchmarks]
+    results = [read_json(staged.stage_dir / b / "results.json") for b in staged.benchmarks]
     mention = [_text(r.get("command")) for r in results] + [f"Seed: {_text(r.get('seed'))}" for r in results]
     problems = check_card_text(readme, required_sections=RESULTS_SECTIONS,
                                must_mention={"provenance": mention}, expected_configs=list(staged.configs),

@@ -13,13 +13,13 @@ pyarrow and datasets are imported inside the functions: the CLI imports this mod
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..jsonl import file_sha256, read_json
 from ..media import resolve_inside
 from ..schema import DataError
 
@@ -80,19 +80,11 @@ def shard_name(config: str, index: int, total: int) -> str:
     return f"data/{config}/{SPLIT}-{index:05d}-of-{total:05d}.parquet"
 
 
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def folder_digest(root: Path, names: Sequence[str]) -> str:
     """sha256 over (relative path, content digest) of the named files, in sorted order."""
     h = hashlib.sha256()
     for name in sorted(names):
-        h.update(name.encode() + b"\0" + file_digest(root / name).encode() + b"\n")
+        h.update(name.encode() + b"\0" + file_sha256(root / name).encode() + b"\n")
     return h.hexdigest()
 
 
@@ -106,13 +98,7 @@ def read_build_report(build_dir: Path) -> dict[str, Any]:
     path = build_dir / "build_report.json"
     if not path.is_file():
         raise DataError("build folder has no build_report.json (run build-benchmark first)", file=str(build_dir))
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"invalid JSON: {exc.msg}", file=str(path), row=exc.lineno) from None
-    if not isinstance(report, dict):
-        raise DataError("must be a JSON object", file=str(path))
-    return report
+    return read_json(path)
 
 
 def find_input_hash(report: dict[str, Any]) -> str | None:

@@ -211,7 +211,8 @@ def _compare_config(stage_dir: Path, build_dir: Path, config: str, source: str, 
     import pyarrow.parquet as pq
 
     from ..media import resolve_inside
-    from .stage import SPLIT, expected_features, file_digest, media_column
+    from ..jsonl import file_sha256
+    from .stage import SPLIT, expected_features, media_column
 
     built = pq.read_table(build_dir / source)
     media = media_column(built.column_names) if config == "items" else None
@@ -242,7 +243,7 @@ def _compare_config(stage_dir: Path, build_dir: Path, config: str, source: str, 
             copy, orig = stage_dir / want["video"], build_dir / want["video"]
             if not copy.exists():
                 problems.append(f"{config} row {row}: video {want['video']!r} missing from the stage")
-            elif copy.is_file() and file_digest(copy) != file_digest(orig):
+            elif copy.is_file() and file_sha256(copy) != file_sha256(orig):
                 problems.append(f"{config} row {row}: video {want['video']!r} differs from the build")
         if not _same(got, want):
             diff = sorted(k for k in want if not _same(got.get(k), want[k]))
