@@ -8,6 +8,8 @@ import pandas as pd
 
 from mr2bench.ranking.simulate import Arena, pairwise_arena, ranking_arena
 
+from .inputs import Table, hash_frame
+
 DEMO_VIDEO = {"n_questions": 300, "votes_per_question": 190, "n_annotators": 60, "setting": "adversarial"}
 DEMO_IMAGE = {"n_prompts": 60, "n_models": 8, "annotators_per_prompt": 3, "n_annotators": 12, "setting": "noisy"}
 
@@ -45,3 +47,13 @@ def image_arena(seed: int, out: Path) -> Arena:
     r = df.iloc[0].to_dict()
     bad = pd.DataFrame([dict(r, rank="first"), dict(r, rank=0), dict(r, model=None), dict(r)])
     return Arena(pd.concat([df, bad], ignore_index=True), arena.truth, arena.annotators)
+
+
+def demo_table(arena: Arena, label: str, out: Path, str_columns: tuple[str, ...] = ()) -> Table:
+    """The arena as an input Table: the same shape read_table gives a file (values as str or None,
+    a 1-based ``_row``), so the demo goes through exactly the validation real data does."""
+    raw = arena.judgments.astype(object).where(arena.judgments.notna(), None)
+    for col in str_columns:
+        raw[col] = raw[col].map(lambda v: None if v is None else str(v))
+    raw.insert(0, "_row", range(1, len(raw) + 1))
+    return Table(raw, label, hash_frame(arena.judgments), out)

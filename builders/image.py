@@ -1,9 +1,8 @@
 """MR^2Bench-Image: human rankings (one row per prompt, model, annotator) -> pairwise -> same core."""
 from __future__ import annotations
 
-from .inputs import RANKING_OPTIONAL, RANKING_REQUIRED, Table, check_rankings, hash_frame, rankings_to_pairwise, read_table
+from .inputs import RANKING_OPTIONAL, RANKING_REQUIRED, check_rankings, first_per_key, rankings_to_pairwise, read_table
 from .pipeline import BuildConfig, Context, Timer, build
-from .video import _first
 
 
 def ranking_context(kept) -> Context:
@@ -11,8 +10,8 @@ def ranking_context(kept) -> Context:
     if "response" in kept.columns:
         s = kept[["prompt_id", "model", "response"]].dropna()
         resp = {(p, m): t for p, m, t in s.itertuples(index=False)}
-    return Context(prompt=_first(kept, "prompt_id", "prompt"), media=_first(kept, "prompt_id", "image"),
-                   response=resp, category=_first(kept, "prompt_id", "category"))
+    return Context(prompt=first_per_key(kept, "prompt_id", "prompt"), media=first_per_key(kept, "prompt_id", "image"),
+                   response=resp, category=first_per_key(kept, "prompt_id", "category"))
 
 
 def build_image(source: str | None, cfg: BuildConfig, column_map: dict[str, str] | None = None,
@@ -20,13 +19,10 @@ def build_image(source: str | None, cfg: BuildConfig, column_map: dict[str, str]
     timer = Timer()
     truth = kinds = None
     if source is None:
-        from .demo import image_arena
+        from .demo import demo_table, image_arena
 
         arena = image_arena(cfg.seed, cfg.out)
-        raw = arena.judgments.astype(object).where(arena.judgments.notna(), None)
-        raw = raw.assign(rank=raw["rank"].map(lambda v: None if v is None else str(v)))
-        raw.insert(0, "_row", range(1, len(raw) + 1))
-        table = Table(raw, "demo:image-arena", hash_frame(arena.judgments), cfg.out)
+        table = demo_table(arena, "demo:image-arena", cfg.out, str_columns=("rank",))
         truth, kinds = arena.truth, arena.annotators
     else:
         table = read_table(source, RANKING_REQUIRED, RANKING_OPTIONAL, column_map, split)

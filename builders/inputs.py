@@ -56,6 +56,14 @@ def parse_column_map(pairs: list[str] | None, allowed: tuple[str, ...]) -> dict[
     return out
 
 
+def first_per_key(df: pd.DataFrame, key: str, col: str) -> dict:
+    """key -> the first non-null value of col (prompt text, media path, category per question)."""
+    if col not in df.columns:
+        return {}
+    s = df[[key, col]].dropna().drop_duplicates(key)
+    return dict(zip(s[key], s[col]))
+
+
 def hash_frame(df: pd.DataFrame) -> str:
     return hashlib.sha256(df.to_csv(index=False).encode("utf-8")).hexdigest()
 
