@@ -133,6 +133,7 @@ def test_malformed_inputs_give_clear_errors(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "bad.jsonl:row 2" in err
     assert build_benchmark_main(["video", str(tmp_path / "none.csv"), "--out", str(tmp_path / "o")]) == 2
+    assert "none.csv: no such file or folder" in capsys.readouterr().err  # at once, not after Hub retries
     assert build_benchmark_main(["video", str(bad), "--out", str(tmp_path / "o"), "--column", "nope=x"]) == 2
 
 
