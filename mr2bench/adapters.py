@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from collections.abc import Mapping
 
 from .registry import Registry
-from .schema import ModelAdapter
+from .schema import DataError, ModelAdapter
 
 MODEL_KINDS: Registry[str] = Registry("model kind")
 for _kind, _factory in {
@@ -52,7 +52,10 @@ def load_adapter(spec: str, options: AdapterOptions | None = None) -> ModelAdapt
     kind, target = split_spec(spec)
     module_name, _, attr = MODEL_KINDS.get(kind).partition(":")
     factory = getattr(importlib.import_module(module_name), attr)
-    return factory(target, options or AdapterOptions())
+    try:
+        return factory(target, options or AdapterOptions())
+    except (OSError, ImportError) as exc:  # missing weights, no network, a missing extra: the user's to fix
+        raise DataError(f"cannot load model {spec!r}: {type(exc).__name__}: {exc}", field="--model") from None
 
 
 def model_slug(spec: str) -> str:

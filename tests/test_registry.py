@@ -53,3 +53,9 @@ def test_model_kinds():
     with pytest.raises(UnknownNameError, match="Did you mean length"):
         load_adapter("lenght")
     assert model_slug("seqcls:org/m") == "seqcls__org__m"
+
+
+def test_unloadable_model_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match="cannot load model 'seqcls:.*no-such-model'") as err:
+        load_adapter(f"seqcls:{tmp_path / 'no-such-model'}")
+    assert err.value.field == "--model"
