@@ -93,7 +93,7 @@ def _read_raw(source: str, split: str | None) -> tuple[pd.DataFrame, str, str, P
         except (ValueError, OSError) as exc:
             raise DataError(f"cannot read: {exc}", file=str(path)) from None
         return df, str(path), file_sha256(path), path.parent
-    if path.suffix.lower() in FILE_SUFFIXES or source.startswith((".", "/", "~")):
+    if not path.exists() and (path.suffix.lower() in FILE_SUFFIXES or source.startswith((".", "/", "~"))):
         # a path, not a Hub id: say so now rather than after the Hub client's retries
         raise DataError("no such file or folder", file=source)
     # a local dataset folder or a Hub id: the datasets library does both

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import shlex
 import sys
 from collections.abc import Sequence
 
@@ -66,7 +67,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def _run(parser: argparse.ArgumentParser, command: str, argv: Sequence[str] | None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    # the command as typed, for provenance (build reports, results.json, cards)
+    args.invocation = shlex.join([parser.prog, *argv])
     logging.basicConfig(level=getattr(args, "log_level", "info").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     from .schema import DataError
@@ -82,9 +86,7 @@ def _run(parser: argparse.ArgumentParser, command: str, argv: Sequence[str] | No
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    return _run(parser, "", args_list)
+    return _run(build_parser(), "", argv)
 
 
 def build_benchmark_main(argv: Sequence[str] | None = None) -> int:

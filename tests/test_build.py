@@ -144,7 +144,9 @@ def test_local_dataset_folder(tmp_path):
     df.to_parquet(folder / "train.parquet", index=False)
     out = tmp_path / "out"
     assert build_benchmark_main(["video", str(folder), "--out", str(out), "--bootstrap", "5"]) == 0
-    assert json.loads((out / "build_report.json").read_text())["counts"]["rows_in"] == len(df)
+    report = json.loads((out / "build_report.json").read_text())
+    assert report["counts"]["rows_in"] == len(df)
+    assert report["command"] == f"build-benchmark video {folder} --out {out} --bootstrap 5"  # as typed
 
 
 def test_pandalm_builds_end_to_end(samples_dir, tmp_path):

@@ -133,6 +133,7 @@ def test_vl_rewardbench_length_matches_independent_values(samples_dir, tmp_path)
     assert evaluate("--model", "length", "--benchmarks", "vl-rewardbench", "--data-dir",
                     str(tmp_path / "vlrb"), "--out", str(out)) == 0
     res = results(out, "length", "vl-rewardbench")
+    assert res["command"].startswith("mr2bench evaluate-model --no-progress --model length --benchmarks vl-rew")
     by_group = defaultdict(list)
     for r in raw:
         by_group[vlrb_group(r["id"])].append(len(r["chosen"]) > len(r["rejected"]))

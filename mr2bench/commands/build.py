@@ -6,8 +6,6 @@ rows (prompt_id, model, rank, ...). With no INPUT, a seeded synthetic demo arena
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 
 from mr2bench.cli import add_shared
 
@@ -72,8 +70,7 @@ def run(args: argparse.Namespace) -> int:
         kind=args.kind, out=Path(args.out), seed=args.seed, variants=args.variants, bootstrap=args.bootstrap,
         thresholds=Thresholds(args.min_judgments, args.separation, args.tie_confidence, args.drop_annotator_below),
         vote_weight=args.vote_weight, dp_max=args.exact_max, milp_max=args.milp_max, limit=args.limit,
-        command=shlex.join(["build-benchmark", *sys.argv[1:]]) if sys.argv[1:2] != ["build-benchmark"]
-        else shlex.join(["mr2bench", *sys.argv[1:]]),
+        command=args.invocation,
         synthetic=args.input is None, license=args.license)
     if args.kind == "video":
         from mr2bench.builders.video import build_video as builder

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 
@@ -110,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = EvalConfig(model=args.model, benchmarks=tuple(names), out=out,
                      data_dirs=parse_data_dirs(args.data_dir, names), seed=args.seed, limit=args.limit,
                      batch_size=args.batch_size, permutations=args.permutations,
-                     command=" ".join(shlex.quote(a) for a in sys.argv[1:]),
+                     command=args.invocation,
                      progress=not args.no_progress)
     outcomes = evaluate(cfg, options)
     failures = 0

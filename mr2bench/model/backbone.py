@@ -57,7 +57,14 @@ def _disable_cache(model: Any) -> None:
 
 
 def _image_processor(name_or_path: str, config: Any, common: dict[str, Any]) -> Any:
-    """The Pillow image processor; AutoProcessor needs torchvision for the video half, so build in code."""
+    """The Pillow image processor; AutoProcessor needs torchvision for the video half, so build in code.
+
+    Molmo2: its own image and video processors on torch-only resize/normalise (``molmo2_media``).
+    """
+    if config.model_type == "molmo2":
+        from .molmo2_media import load_processors
+
+        return load_processors(name_or_path, common)
     if config.model_type not in ("qwen2_vl", "qwen2_5_vl", "qwen3_vl"):
         return None
     from transformers import Qwen2VLImageProcessorPil

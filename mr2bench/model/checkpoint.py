@@ -166,7 +166,7 @@ def save_reward_model(rm: RewardModel, out_dir: str | Path, *, base_model: str, 
         weights = "merged"
     rm.tokenizer.save_pretrained(str(out))
     if rm.encoder is not None:
-        rm.encoder.image_processor.save_pretrained(str(out))
+        rm.encoder.save_pretrained(str(out))
     state = {k: v.detach().cpu().contiguous() for k, v in rm.head.state_dict().items()}
     save_file(state, str(out / HEAD_SAFETENSORS))
     cfg = reward_model_config(rm, base_model=base_model, weights=weights, extra=extra)

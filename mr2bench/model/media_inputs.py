@@ -87,6 +87,9 @@ class QwenMediaEncoder:
         self.mean = tuple(float(v) for v in (image_processor.image_mean or CLIP_MEAN))
         self.std = tuple(float(v) for v in (image_processor.image_std or CLIP_STD))
 
+    def save_pretrained(self, out: str) -> None:
+        self.image_processor.save_pretrained(out)
+
     # -- images ---------------------------------------------------------------------------------------
     def encode_image(self, image: Any, max_tokens: int = DEFAULT_IMAGE_TOKENS) -> EncodedMedia:
         """A PIL image -> tensors; resolution capped so that at most ``max_tokens`` tokens result."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 
 from .media_inputs import EncodedMedia
 
@@ -92,21 +93,47 @@ def pack(items: list[ItemInput], sep_ids: list[int], pad_id: int, mode: str = "c
         segs[row, :k] = torch.tensor(sg)
         pos[row, : len(sp)] = torch.tensor(sp)
         valid[row, : len(sp)] = True
-    media: dict[str, torch.Tensor] = {}
-    for key in ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw"):
-        parts = [it.media.tensors[key] for it in items if it.media is not None and key in it.media.tensors]
-        if parts:
-            media[key] = torch.cat(parts)
+    media = concat_media([it.media.tensors for it in items if it.media is not None])
     return PackedBatch(input_ids, attn, types, segs, pos, valid, media, mode)
 
 
-def isolated_mask(segment_ids: torch.Tensor) -> torch.Tensor:
+def concat_media(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Concatenate vision tensors in sequence order.
+
+    Molmo2's ``image_token_pooling`` indexes the flattened patches of the whole call (crops x patches), so
+    each part's indices are shifted by the patches before it; -1 (padding) stays.
+    """
+    out: dict[str, torch.Tensor] = {}
+    offset = 0
+    pooled: list[torch.Tensor] = []
+    for part in parts:
+        if "image_token_pooling" in part:
+            idx = part["image_token_pooling"]
+            pooled.append(torch.where(idx >= 0, idx + offset, idx))
+            pv = part["pixel_values"]
+            offset += pv.shape[0] * pv.shape[1]
+    for key in ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw", "image_grids"):
+        chunks = [p[key] for p in parts if key in p]
+        if chunks:
+            out[key] = torch.cat(chunks)
+    if pooled:  # image (2x2) and video (3x3) pooling windows differ in width: pad with -1 (= no patch)
+        width = max(p.shape[1] for p in pooled)
+        out["image_token_pooling"] = torch.cat([F.pad(p, (0, width - p.shape[1]), value=-1) for p in pooled])
+    return out
+
+
+def isolated_mask(segment_ids: torch.Tensor, block_ids: torch.Tensor | None = None) -> torch.Tensor:
     """[B, L] segments -> [B, 1, L, L] bool, True = may attend: causal AND (key in prefix OR same segment).
 
+    ``block_ids`` [B, L] (>= 0 = member of a bidirectional block, -1 = none): tokens of one block also see
+    each other in both directions, as Molmo2 does for all its image tokens. Blocks lie inside the prefix.
     Padding queries attend to themselves only (an all-False row would make SDPA return NaN).
     """
     length = segment_ids.shape[1]
     causal = torch.ones(length, length, dtype=torch.bool, device=segment_ids.device).tril()
+    if block_ids is not None:
+        bq, bk = block_ids[:, :, None], block_ids[:, None, :]
+        causal = causal | ((bq == bk) & (bq >= 0))
     q, k = segment_ids[:, :, None], segment_ids[:, None, :]
     allowed = causal & (q != -1) & (k != -1) & ((k == 0) | (k == q))
     eye = torch.eye(length, dtype=torch.bool, device=segment_ids.device)

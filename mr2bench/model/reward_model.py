@@ -10,8 +10,9 @@ from torch import nn
 
 from .backbone import ensure_separator, hidden_size, unwrap
 from .media_inputs import QwenMediaEncoder
-from .packing import ATTENTION_MODES, ItemInput, PackedBatch, isolated_mask, masked_scores, pack, restart_offsets
-from .tiny import CHAT_TEMPLATE
+from .packing import (ATTENTION_MODES, ItemInput, PackedBatch, concat_media, isolated_mask, masked_scores, pack,
+                      restart_offsets)
+from .tiny import CHAT_TEMPLATE, MOLMO2_CHAT_TEMPLATE
 from .value_head import ValueHead
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,8 @@ DEFAULT_MAX_LENGTH = 24576
 DEFAULT_MAX_VISION_TOKENS = 16384
 MEDIA_MARKERS = {"image": "<|vision_start|><|image_pad|><|vision_end|>",
                  "video": "<|vision_start|><|video_pad|><|vision_end|>"}
+MOLMO2_MARKERS = {"image": "<|image|>", "video": "<|video|>"}
+QWEN_FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,13 @@ class RewardModel(nn.Module):
         self.max_vision_tokens = max_vision_tokens
         self.family = unwrap(backbone).config.model_type
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        self.encoder = (QwenMediaEncoder(unwrap(backbone).config, tokenizer, image_processor)
-                        if self.family in ("qwen2_vl", "qwen2_5_vl", "qwen3_vl") else None)
+        self.encoder: Any = None
+        if self.family in QWEN_FAMILIES:
+            self.encoder = QwenMediaEncoder(unwrap(backbone).config, tokenizer, image_processor)
+        elif self.family == "molmo2":
+            from .molmo2_media import Molmo2MediaEncoder
+
+            self.encoder = Molmo2MediaEncoder(tokenizer, image_processor)
 
     @property
     def device(self) -> torch.device:
@@ -60,13 +68,19 @@ class RewardModel(nn.Module):
 
     def build_item(self, prompt: str, responses: list[str], media: list[MediaPayload] = ()) -> ItemInput:
         """Token ids for one item; media shrunk to fit ``max_length`` (reported in ``notes``)."""
+        if self.family == "molmo2":  # its template puts every image before every video
+            media = sorted(media, key=lambda m: m.kind != "image")
         kinds = [m.kind for m in media]
-        template = self.tokenizer.chat_template or CHAT_TEMPLATE
+        molmo2 = self.family == "molmo2"
+        template = self.tokenizer.chat_template or (MOLMO2_CHAT_TEMPLATE if molmo2 else CHAT_TEMPLATE)
         content = [{"type": k} for k in kinds] + [{"type": "text", "text": prompt}]
         text = self.tokenizer.apply_chat_template([{"role": "user", "content": content}], chat_template=template,
                                                   add_generation_prompt=True, tokenize=False)
+        if molmo2:  # Molmo2Processor starts every text with the BOS token (EOS where there is none)
+            bos = self.tokenizer.bos_token or self.tokenizer.eos_token
+            text = text if not bos or text.startswith(bos) else bos + text
         resp_ids = [self.encode_text(r) for r in responses]
-        pieces = _split_markers(text, kinds)
+        pieces = _split_markers(text, kinds, MOLMO2_MARKERS if molmo2 else MEDIA_MARKERS)
         text_ids = [self.tokenizer.encode(p, add_special_tokens=False) for p in pieces]
         text_len = sum(len(t) for t in text_ids) + sum(len(r) for r in resp_ids) + len(self.sep_ids) * (len(responses) - 1)
         notes: dict[str, float] = {}
@@ -113,7 +127,10 @@ class RewardModel(nn.Module):
             pos = self.position_ids(batch)
             offsets = restart_offsets(batch.segment_ids)
             kwargs["position_ids"] = pos - (offsets if pos.dim() == 2 else offsets[None])
-            kwargs["attention_mask"] = isolated_mask(batch.segment_ids)
+            # Molmo2: all image tokens form one bidirectional block (the model's own block_sequence_ids),
+            # which a 4-D mask replaces, so the block is put into the mask here
+            blocks = (torch.where(batch.mm_token_type_ids == 1, 0, -1) if self.family == "molmo2" else None)
+            kwargs["attention_mask"] = isolated_mask(batch.segment_ids, blocks)
         else:
             kwargs["attention_mask"] = batch.attention_mask
         hidden = self.backbone(**kwargs).last_hidden_state
@@ -131,11 +148,11 @@ class RewardModel(nn.Module):
         return [scores[i, : len(it.responses)].tolist() for i, it in enumerate(items)]
 
 
-def _split_markers(text: str, kinds: list[str]) -> list[str]:
+def _split_markers(text: str, kinds: list[str], markers: dict[str, str] = MEDIA_MARKERS) -> list[str]:
     """Cut the rendered chat text at each media marker, in order: len(kinds) + 1 pieces."""
     pieces, rest = [], text
     for kind in kinds:
-        marker = MEDIA_MARKERS[kind]
+        marker = markers[kind]
         head, found, rest = rest.partition(marker)
         if not found:
             raise ValueError(f"the chat template did not emit the {kind} marker {marker!r}")
@@ -150,8 +167,4 @@ def _merge_media(encoded: list[Any]) -> Any:
         return encoded[0]
     from .media_inputs import EncodedMedia
 
-    tensors: dict[str, torch.Tensor] = {}
-    for enc in encoded:
-        for k, v in enc.tensors.items():
-            tensors[k] = torch.cat([tensors[k], v]) if k in tensors else v
-    return EncodedMedia("mixed", tensors, [], [], {})
+    return EncodedMedia("mixed", concat_media([enc.tensors for enc in encoded]), [], [], {})

@@ -12,6 +12,15 @@ RESP_SEP = "<|resp_sep|>"
 QWEN_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
                 "<|image_pad|>", "<|video_pad|>", RESP_SEP]
 FAMILIES = ("qwen2_5_vl", "qwen3_vl", "molmo2")
+# Molmo2's vision tokens (Molmo2Processor.image_token_ids) and media markers of its chat template
+MOLMO2_SPECIAL = ["<|image|>", "<|video|>", "<im_patch>", "<im_col>", "<im_start>", "<low_res_im_start>",
+                  "<frame_start>", "<im_end>", "<frame_end>", "<im_low>"]
+# Tiny Molmo2 processor settings: 84-px crops of 6x6 patches (= vision image_size / num_position_embeddings),
+# 1-patch overlap margins, at most 4 crops; 2x2 pooling for images, 3x3 for video frames (the release's ratio).
+MOLMO2_TINY_PROCESSOR = dict(size={"height": 84, "width": 84}, patch_size=14, overlap_margins=[1, 1], max_crops=4,
+                             pooling_size=[2, 2], image_mean=[0.5] * 3, image_std=[0.5] * 3)
+MOLMO2_TINY_VIDEO = dict(size={"height": 84, "width": 84}, patch_size=14, pooling_size=[3, 3], image_mean=[0.5] * 3,
+                         image_std=[0.5] * 3)
 
 _SENTENCES = [
     "The cat sits on the mat and looks at the red ball.",
@@ -38,6 +47,20 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
+# The layout of the released Molmo2 template, reduced: media markers first (``Image i`` before each of several
+# images), then the Qwen-style turns without a system turn.
+MOLMO2_CHAT_TEMPLATE = (
+    "{% set n = namespace(img=0, vid=0) %}{% for message in messages %}{% if message['content'] is not string %}"
+    "{% for part in message['content'] %}{% if part['type'] == 'image' %}{% set n.img = n.img + 1 %}"
+    "{% elif part['type'] == 'video' %}{% set n.vid = n.vid + 1 %}{% endif %}{% endfor %}{% endif %}{% endfor %}"
+    "{% if n.img == 1 %}<|image|>{% elif n.img > 1 %}{% for i in range(n.img) %}Image {{ i + 1 }}<|image|>"
+    "{% endfor %}{% endif %}{% for _ in range(n.vid) %}<|video|>{% endfor %}"
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for part in message['content'] %}{% if part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}"
+    "{% endif %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
 # text/vision sizes: "tiny" for tests, "medium" for the CPU benchmark (recipe section 4)
 SIZES: dict[str, dict[str, int]] = {
     "tiny": dict(hidden=64, inter=128, layers=2, heads=4, kv=2, v_hidden=64, v_inter=128, v_depth=2, v_heads=4),
@@ -46,20 +69,24 @@ SIZES: dict[str, dict[str, int]] = {
 }
 
 
-def build_tokenizer(vocab_size: int = 400) -> Any:
-    """A byte-level BPE trained in process, with the Qwen special tokens and ``<|resp_sep|>``."""
+def build_tokenizer(vocab_size: int = 400, family: str = "qwen2_5_vl") -> Any:
+    """A byte-level BPE trained in process, with the Qwen special tokens and ``<|resp_sep|>``.
+
+    For ``molmo2`` also Molmo2's image tokens and a chat template with its layout.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=QWEN_SPECIAL,
+    special = QWEN_SPECIAL + (MOLMO2_SPECIAL if family == "molmo2" else [])
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(_SENTENCES, trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                   padding_side="right", additional_special_tokens=QWEN_SPECIAL[1:])
-    fast.chat_template = CHAT_TEMPLATE
+                                   padding_side="right", additional_special_tokens=special[1:])
+    fast.chat_template = MOLMO2_CHAT_TEMPLATE if family == "molmo2" else CHAT_TEMPLATE
     return fast
 
 
@@ -89,31 +116,36 @@ def build_config(family: str, vocab_size: int, token_ids: dict[str, int], size: 
                       num_heads=s["v_heads"], out_hidden_size=s["hidden"], patch_size=16,
                       num_position_embeddings=256, deepstack_visual_indexes=[0])
         return Qwen3VLConfig(text_config=text, vision_config=vision, **ids)
-    if family == "molmo2":  # text path only: its image processor needs torchvision (not usable here)
+    if family == "molmo2":
         from transformers import Molmo2Config
 
+        crop, patch = MOLMO2_TINY_PROCESSOR["size"]["height"], MOLMO2_TINY_PROCESSOR["patch_size"]
         mtext = dict(vocab_size=vocab_size, additional_vocab_size=8, hidden_size=s["hidden"],
                      intermediate_size=s["inter"], num_hidden_layers=s["layers"], num_attention_heads=s["heads"],
-                     num_key_value_heads=s["kv"], head_dim=head_dim, max_position_embeddings=4096)
+                     num_key_value_heads=s["kv"], head_dim=head_dim, max_position_embeddings=32768)
         vision = dict(hidden_size=s["v_hidden"], intermediate_size=s["v_inter"], num_hidden_layers=s["v_depth"],
                       num_attention_heads=s["v_heads"], num_key_value_heads=s["v_heads"],
-                      head_dim=s["v_hidden"] // s["v_heads"], image_size=[56, 56], num_position_embeddings=16)
+                      head_dim=s["v_hidden"] // s["v_heads"], image_size=[crop, crop], patch_size=patch,
+                      num_position_embeddings=(crop // patch) ** 2)
         adapter = dict(vision_feature_layer=[-1], hidden_size=s["v_hidden"], num_attention_heads=s["v_heads"],
                        num_key_value_heads=s["v_heads"], head_dim=s["v_hidden"] // s["v_heads"],
                        intermediate_size=s["inter"], text_hidden_size=s["hidden"])
         return Molmo2Config(text_config=mtext, vision_config=vision, adapter_config=adapter,
-                            image_patch_id=token_ids["image"], image_start_token_id=token_ids["vision_start"],
-                            low_res_image_start_token_id=token_ids["vision_start"],
-                            image_end_token_id=token_ids["vision_end"], frame_start_token_id=token_ids["vision_start"],
-                            frame_end_token_id=token_ids["vision_end"])
+                            image_patch_id=token_ids["im_patch"], image_start_token_id=token_ids["im_start"],
+                            low_res_image_start_token_id=token_ids["low_res_im_start"],
+                            image_end_token_id=token_ids["im_end"], frame_start_token_id=token_ids["frame_start"],
+                            frame_end_token_id=token_ids["frame_end"])
     raise ValueError(f"unknown tiny family {family!r}; choose from {FAMILIES}")
 
 
 def token_ids_of(tokenizer: Any) -> dict[str, int]:
     conv = tokenizer.convert_tokens_to_ids
-    return dict(eos=conv("<|im_end|>"), pad=conv("<|endoftext|>"), image=conv("<|image_pad|>"),
-                video=conv("<|video_pad|>"), vision_start=conv("<|vision_start|>"),
-                vision_end=conv("<|vision_end|>"))
+    ids = dict(eos=conv("<|im_end|>"), pad=conv("<|endoftext|>"), image=conv("<|image_pad|>"),
+               video=conv("<|video_pad|>"), vision_start=conv("<|vision_start|>"),
+               vision_end=conv("<|vision_end|>"))
+    if "<im_patch>" in tokenizer.get_vocab():
+        ids.update({t.strip("<>|"): conv(t) for t in MOLMO2_SPECIAL})
+    return ids
 
 
 def build_model(family: str, size: str = "tiny", seed: int = 0, tokenizer: Any = None) -> tuple[Any, Any]:
@@ -122,7 +154,7 @@ def build_model(family: str, size: str = "tiny", seed: int = 0, tokenizer: Any =
     from transformers import (Molmo2ForConditionalGeneration, Qwen2_5_VLForConditionalGeneration,
                               Qwen3VLForConditionalGeneration)
 
-    tok = tokenizer if tokenizer is not None else build_tokenizer()
+    tok = tokenizer if tokenizer is not None else build_tokenizer(family=family)
     cfg = build_config(family, len(tok), token_ids_of(tok), size)
     cls = {"qwen2_5_vl": Qwen2_5_VLForConditionalGeneration, "qwen3_vl": Qwen3VLForConditionalGeneration,
            "molmo2": Molmo2ForConditionalGeneration}[family]
@@ -141,6 +173,10 @@ def save_tiny_model(out_dir: str | Path, family: str = "qwen2_5_vl", size: str =
     model.save_pretrained(out)
     tok.save_pretrained(out)
     if family == "molmo2":
+        from .molmo2_media import image_processor_class, video_processor_class
+
+        image_processor_class()(**MOLMO2_TINY_PROCESSOR).save_pretrained(out)
+        video_processor_class()(**MOLMO2_TINY_VIDEO).save_pretrained(out)
         return out
     patch = 16 if family == "qwen3_vl" else 14
     mean_std = dict(image_mean=[0.5] * 3, image_std=[0.5] * 3) if family == "qwen3_vl" else {}
