@@ -21,16 +21,25 @@ torch.set_num_threads(1)
 RESPONSES = ["The cat sits on the mat.", "A dog runs on the field.", "yes", "The square is blue."]
 
 
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mr2")
-    base = save_tiny_model(root / "base", "qwen3_vl")
+def _checkpoint(root: Path, family: str) -> Path:
+    base = save_tiny_model(root / "base", family)
     rm = new_reward_model(str(base), device="cpu", seed=0)
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for layer in (rm.head.net[0], rm.head.net[2]):
             layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen))
     return save_reward_model(rm, root / "ckpt", base_model=str(base), merge=True)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    return _checkpoint(tmp_path_factory.mktemp("mr2"), "qwen3_vl")
+
+
+@pytest.fixture(scope="module")
+def molmo2_ckpt(tmp_path_factory):
+    """The released checkpoint's architecture (Molmo2), images through its torch-only processor."""
+    return _checkpoint(tmp_path_factory.mktemp("mr2-molmo2"), "molmo2")
 
 
 def build_benchmark(root: Path, kind: str, n_items: int = 4) -> None:
@@ -68,6 +77,15 @@ def run_eval(model: str, bench: str, data: Path, out: Path, *extra: str) -> dict
 
 @pytest.mark.parametrize("kind", ["image", "video"])
 def test_evaluate_model_runs_mr2_and_mr2_single(ckpt, tmp_path, kind):
+    _check_three_runs(ckpt, tmp_path, kind)
+
+
+@pytest.mark.parametrize("kind", ["image", "video"])
+def test_evaluate_model_runs_mr2_on_molmo2(molmo2_ckpt, tmp_path, kind):
+    _check_three_runs(molmo2_ckpt, tmp_path, kind)
+
+
+def _check_three_runs(ckpt: Path, tmp_path: Path, kind: str) -> None:
     bench = f"mr2bench-{kind}"
     build_benchmark(tmp_path / "data", kind)
     iso = run_eval(f"mr2:{ckpt}", bench, tmp_path / "data", tmp_path / "iso", "--model-arg", "attention=isolated",

@@ -151,15 +151,16 @@ class Molmo2MediaEncoder:
         self.video_processor = self.processors.video
         ids = tokenizer.convert_tokens_to_ids(list(IMAGE_TOKENS))
         unknown = tokenizer.unk_token_id
-        missing = [t for t, i in zip(IMAGE_TOKENS, ids) if i is None or (unknown is not None and i == unknown)]
-        if missing:
-            raise ValueError(f"the tokenizer lacks Molmo2's image tokens {missing}")
-        self.image_token_ids = set(int(i) for i in ids)
+        # checked when media arrive, so that text-only items work with any tokenizer
+        self.missing = [t for t, i in zip(IMAGE_TOKENS, ids) if i is None or (unknown is not None and i == unknown)]
+        self.image_token_ids = set(int(i) for i in ids if i is not None)
 
     def save_pretrained(self, out: str) -> None:
         self.processors.save_pretrained(out)
 
     def _tokens(self, text: str) -> tuple[list[int], list[int]]:
+        if self.missing:
+            raise ValueError(f"the tokenizer lacks Molmo2's image tokens {self.missing}")
         ids = self.tokenizer.encode(text, add_special_tokens=False)
         return ids, [1 if i in self.image_token_ids else 0 for i in ids]
 

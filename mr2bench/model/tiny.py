@@ -91,7 +91,11 @@ def build_tokenizer(vocab_size: int = 400, family: str = "qwen2_5_vl") -> Any:
 
 
 def build_config(family: str, vocab_size: int, token_ids: dict[str, int], size: str = "tiny") -> Any:
-    """A real-architecture config (Qwen2.5-VL or Qwen3-VL) at a small size."""
+    """A real-architecture config (Qwen2.5-VL, Qwen3-VL or Molmo2) at a small size.
+
+    Molmo2's vision side matches ``MOLMO2_TINY_PROCESSOR``: image_size = crop size, one position embedding
+    per patch of a crop; the tokenizer must come from ``build_tokenizer(family="molmo2")``.
+    """
     from transformers import Qwen2_5_VLConfig, Qwen3VLConfig
 
     s = SIZES[size]
@@ -149,7 +153,7 @@ def token_ids_of(tokenizer: Any) -> dict[str, int]:
 
 
 def build_model(family: str, size: str = "tiny", seed: int = 0, tokenizer: Any = None) -> tuple[Any, Any]:
-    """(Qwen*ForConditionalGeneration with random weights, tokenizer); weights are a function of seed."""
+    """(*ForConditionalGeneration with random weights, tokenizer); weights are a function of seed."""
     import torch
     from transformers import (Molmo2ForConditionalGeneration, Qwen2_5_VLForConditionalGeneration,
                               Qwen3VLForConditionalGeneration)
@@ -165,7 +169,7 @@ def build_model(family: str, size: str = "tiny", seed: int = 0, tokenizer: Any =
 
 
 def save_tiny_model(out_dir: str | Path, family: str = "qwen2_5_vl", size: str = "tiny", seed: int = 0) -> Path:
-    """Write a loadable model folder (config, safetensors, tokenizer, image processor config)."""
+    """Write a loadable model folder (config, safetensors, tokenizer, image (and Molmo2 video) processor config)."""
     from transformers import Qwen2VLImageProcessorPil
 
     out = Path(out_dir)
