@@ -13,16 +13,9 @@ from mr2bench.model.packing import isolated_mask  # noqa: E402
 from mr2bench.model.reward_model import MediaPayload, RewardModel  # noqa: E402
 from mr2bench.model.tiny import MOLMO2_TINY_PROCESSOR, save_tiny_model  # noqa: E402
 
+from model_helpers import RESPONSES, sharpen  # noqa: E402
+
 torch.set_num_threads(1)
-RESPONSES = ["The cat sits on the mat.", "A dog runs.", "yes", "The answer is no, the square is blue."]
-
-
-def _sharpen(rm: RewardModel) -> RewardModel:
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for layer in (rm.head.net[0], rm.head.net[2]):
-            layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen))
-    return rm
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +26,7 @@ def folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def rm(folder):
     model, tok, processors = load_backbone(str(folder), dtype=torch.float32, device=torch.device("cpu"))
-    return _sharpen(RewardModel(model, tok, processors).eval())
+    return sharpen(RewardModel(model, tok, processors).eval())
 
 
 def _pixels(seed=0, size=(80, 60)):

@@ -15,24 +15,16 @@ from mr2bench.model.reward_model import MediaPayload, RewardModel  # noqa: E402
 from mr2bench.model.tiny import save_tiny_model  # noqa: E402
 from mr2bench.model.value_head import ValueHead  # noqa: E402
 
+from model_helpers import RESPONSES, sharpen  # noqa: E402
+
 torch.set_num_threads(1)
-RESPONSES = ["The cat sits on the mat.", "A dog runs.", "yes", "The answer is no, the square is blue."]
-
-
-def _sharpen(rm: RewardModel) -> RewardModel:
-    """Larger head weights so that score differences are far above float noise."""
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for layer in (rm.head.net[0], rm.head.net[2]):
-            layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen))
-    return rm
 
 
 @pytest.fixture(scope="module", params=["qwen2_5_vl", "qwen3_vl"])
 def rm(request, tmp_path_factory):
     folder = save_tiny_model(tmp_path_factory.mktemp(request.param), request.param)
     model, tok, ip = load_backbone(str(folder), dtype=torch.float32, device=torch.device("cpu"))
-    return _sharpen(RewardModel(model, tok, ip).eval())
+    return sharpen(RewardModel(model, tok, ip).eval())
 
 
 def _image(seed=0, size=(80, 60)):
@@ -146,7 +138,7 @@ def test_molmo2_text_path_and_lora_targets(tmp_path):
     folder = save_tiny_model(tmp_path / "molmo2", "molmo2")
     model, tok, ip = load_backbone(str(folder), dtype=torch.float32, device=torch.device("cpu"))
     assert type(model).__name__ == "Molmo2Model"
-    rm = _sharpen(RewardModel(model, tok, ip).eval())
+    rm = sharpen(RewardModel(model, tok, ip).eval())
     one = rm.score_items([rm.build_item("Describe it.", RESPONSES)], "isolated")[0]
     separate = [rm.score_items([rm.build_item("Describe it.", [r])], "causal")[0][0] for r in RESPONSES]
     np.testing.assert_allclose(one, separate, rtol=1e-4, atol=1e-4)
