@@ -53,7 +53,9 @@ def plots(out: Path, board: pd.DataFrame, d, cb, keep_q: np.ndarray, report: dic
     names = []
     b = board.iloc[::-1]
     fig, ax = plt.subplots(figsize=(7, 0.3 * len(b) + 1.2))
-    ax.errorbar(b["score"], range(len(b)), xerr=[b["score"] - b["ci_low"], b["ci_high"] - b["score"]],
+    # a percentile bootstrap interval need not contain the point estimate: clip, matplotlib rejects < 0
+    xerr = np.clip([b["score"] - b["ci_low"], b["ci_high"] - b["score"]], 0.0, None)
+    ax.errorbar(b["score"], range(len(b)), xerr=xerr,
                 fmt="o", color="tab:blue", ecolor="gray", capsize=3)
     ax.set_yticks(range(len(b)), b["model"])
     ax.set_xlabel("Bradley-Terry strength (log-odds), 95% bootstrap CI")

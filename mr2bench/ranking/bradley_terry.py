@@ -86,17 +86,46 @@ def fit(n_items: int, o: Outcomes, *, alpha: float | np.ndarray = 0.01,
     return res.x
 
 
+def fit_blocks(n_items: int, o: Outcomes, *, block: int, chunk_blocks: int = 256,
+               alpha: float | np.ndarray = 0.01, prior_mean: np.ndarray | None = None,
+               init: np.ndarray | None = None, tol: float = 1e-7) -> np.ndarray:
+    """``fit`` for items in independent blocks of ``block`` consecutive ids (one question's responses)
+    that no outcome row links: solved ``chunk_blocks`` blocks at a time. Same optimum as one joint fit,
+    but the working set stays in cache, so time grows linearly with the number of blocks (one joint
+    L-BFGS over 5,000 questions cost 14x the time of 500)."""
+    size = block * chunk_blocks
+    if n_items <= size:
+        return fit(n_items, o, alpha=alpha, prior_mean=prior_mean, init=init, tol=tol)
+    chunk = o.i // size
+    if not np.array_equal(chunk, o.j // size):
+        raise ValueError("an outcome row links two chunks: items are not in independent blocks")
+    alpha = np.broadcast_to(np.asarray(alpha, dtype=float), (n_items,))
+    order = np.argsort(chunk, kind="stable")
+    n_chunks = -(-n_items // size)
+    bounds = np.searchsorted(chunk[order], np.arange(n_chunks + 1))
+    theta = np.empty(n_items)
+    for k in range(n_chunks):
+        lo, hi = k * size, min(n_items, (k + 1) * size)
+        rows = order[bounds[k]:bounds[k + 1]]
+        sub = Outcomes(o.i[rows] - lo, o.j[rows] - lo, o.y[rows], o.w[rows])
+        theta[lo:hi] = fit(hi - lo, sub, alpha=alpha[lo:hi], tol=tol,
+                           prior_mean=None if prior_mean is None else prior_mean[lo:hi],
+                           init=None if init is None else init[lo:hi])
+    return theta
+
+
 def log_likelihood(theta: np.ndarray, o: Outcomes) -> float:
     d = theta[o.i] - theta[o.j]
     return float(-np.sum(o.w * (np.logaddexp(0.0, d) - o.y * d)))
 
 
 def bootstrap(n_items: int, o: Outcomes, theta: np.ndarray, rng: np.random.Generator, rounds: int, *,
-              alpha: float | np.ndarray = 0.01, prior_mean: np.ndarray | None = None) -> np.ndarray:
+              alpha: float | np.ndarray = 0.01, prior_mean: np.ndarray | None = None,
+              block: int | None = None) -> np.ndarray:
     """``rounds`` refits on multinomial resamples of the unique outcome counts (FastChat style).
 
     Weights are resampled in proportion to their current values, total kept; each refit is
-    warm-started at the point estimate. Returns an array [rounds, n_items].
+    warm-started at the point estimate (``block``: refit with ``fit_blocks``). Returns [rounds, n_items].
     """
     out = np.empty((rounds, n_items))
     total = float(o.w.sum())
@@ -107,5 +136,7 @@ def bootstrap(n_items: int, o: Outcomes, theta: np.ndarray, rng: np.random.Gener
     n = max(1, int(round(total)))
     for b in range(rounds):
         w = rng.multinomial(n, p) * (total / n)
-        out[b] = fit(n_items, o.reweighted(w), alpha=alpha, prior_mean=prior_mean, init=theta, tol=1e-5)
+        ow = o.reweighted(w)
+        out[b] = (fit(n_items, ow, alpha=alpha, prior_mean=prior_mean, init=theta, tol=1e-5) if block is None
+                  else fit_blocks(n_items, ow, block=block, alpha=alpha, prior_mean=prior_mean, init=theta, tol=1e-5))
     return out

@@ -81,7 +81,7 @@ def model_skill(c: Coded, w: np.ndarray, alpha: float = 0.01) -> np.ndarray:
 
 
 def _fit_joint(c: Coded, o: bt.Outcomes, prior: np.ndarray, lam: float, init=None) -> np.ndarray:
-    return bt.fit(c.n_questions * c.n_models, o, alpha=lam, prior_mean=prior, init=init)
+    return bt.fit_blocks(c.n_questions * c.n_models, o, block=c.n_models, alpha=lam, prior_mean=prior, init=init)
 
 
 def choose_prior(c: Coded, w: np.ndarray, skill: np.ndarray, grid, folds: int, rng) -> tuple[float, dict]:
@@ -157,7 +157,7 @@ def denoise(c: Coded, cfg: DenoiseConfig, progress=None) -> Denoised:
     o = _outcomes(c, w)
     theta = _fit_joint(c, o, prior, lam)
     boots = bt.bootstrap(Q * M, o, theta, rng_for(cfg.seed, "bootstrap"), cfg.bootstrap, alpha=lam,
-                         prior_mean=prior).reshape(cfg.bootstrap, Q, M)
+                         prior_mean=prior, block=M).reshape(cfg.bootstrap, Q, M)
     theta = theta.reshape(Q, M)
     share = np.zeros((Q, M, M))
     for rep in boots:
