@@ -15,13 +15,15 @@ provenance), OUT/<model>/summary.json + leaderboard.md + leaderboard.png (the pa
 columns + Avg), and OUT/leaderboard.md over every model evaluated into OUT.
 Rerun the same command after a crash: finished items are skipped, failed ones retried.
 Models: random, length, python:FILE.py:Class, seqcls:HUB_ID_OR_DIR, mr2:PATH, mr2-single:PATH,
-judge:MODEL, api:MODEL. Several processes: accelerate launch -m mr2bench evaluate-model ..."""
+judge:MODEL, api:MODEL. Several processes (GPUs, or CPU processes): accelerate launch --multi_gpu
+--num_processes N -m mr2bench evaluate-model ... (or torchrun --nproc_per_node N -m mr2bench ...); items
+are split across ranks and rank 0 merges: the result equals a one-process run."""
 EPILOG = """examples:
   mr2bench evaluate-model --model length --benchmarks vl-rewardbench --data-dir data/vlrb --out runs/eval
   mr2bench evaluate-model --model random --benchmarks mr2bench-image,mr2bench-video \\
       --data-dir mr2bench-image=runs/image --data-dir mr2bench-video=runs/video --out runs/eval --permutations 3
   mr2bench evaluate-model --model seqcls:path/to/rm --data-dir data/ --out runs/eval --batch-size 8
-  accelerate launch --num_processes 2 -m mr2bench evaluate-model --model length --data-dir data/ --out runs/eval
+  accelerate launch --multi_gpu --num_processes 2 -m mr2bench evaluate-model --model length --data-dir data/ --out runs/eval
   mr2bench rescore runs/eval/length"""
 
 
