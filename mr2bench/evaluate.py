@@ -15,7 +15,6 @@ merged file equals a one-process run.
 from __future__ import annotations
 
 import functools
-import heapq
 import importlib
 import json
 import logging
@@ -27,18 +26,18 @@ from pathlib import Path
 from typing import Any
 
 from .adapters import AdapterOptions, load_adapter, model_slug
-from .jsonl import dumps, read_jsonl, write_json
+from .jsonl import write_json
 from .media import resolve_inside
 from .metrics import BOOTSTRAP_SAMPLES, MetricAccumulator, item_outcome, top_choice
 from .registry import BenchmarkSpec, get_benchmark
 from .results import RESULTS_KEYS, SCHEMA_VERSION, ItemRecord
+from .sample_files import (SAMPLES, RecordWriter, finished_ids, merge_samples, prepare_resume,
+                           read_records)
 from .schema import BenchmarkItem, DataError, ModelAdapter, ScoringRequest, Verdict, check_scores
 from .seeding import rng_for
 
 log = logging.getLogger(__name__)
-SAMPLES = "samples.jsonl"
 RESULTS = "results.json"
-FSYNC_EVERY = 256
 PACKAGES = ("mr2bench", "numpy", "scipy", "datasets", "torch", "transformers", "accelerate", "pillow", "av")
 
 
@@ -108,11 +107,6 @@ def metrics_from_records(records: Iterable[ItemRecord], spec: BenchmarkSpec,
         acc.add(category=rec.category, group=rec.group, outcome=record_outcome(rec, spec), status=rec.status,
                 top_choices=record_top_choices(rec), usage=rec.extra.get("usage"))
     return acc.compute(bootstrap_samples=bootstrap_samples, bootstrap_key=spec.name)
-
-
-def read_records(path: Path) -> Iterator[ItemRecord]:
-    for row in read_jsonl(path):
-        yield ItemRecord.from_json(row)
 
 
 # ---------------------------------------------------------------- scoring one batch
@@ -233,121 +227,6 @@ def _record(item: BenchmarkItem, index: int, runs: list[tuple[tuple[int, ...], A
     rec = ItemRecord(id=item.id, category=item.category, group=item.group, rankings=item.rankings,
                      permutation=perm0, scores=scores, credit=None, status=status, extra=extra)
     return replace(rec, credit=record_outcome(rec, spec).credit)
-
-
-# ---------------------------------------------------------------- files: resume and merge
-def repair_tail(path: Path) -> None:
-    """Cut a torn last line (a killed writer) so that appending goes on from a clean line."""
-    if not path.is_file():
-        return
-    with open(path, "rb+") as fh:
-        fh.seek(0, os.SEEK_END)
-        size = fh.tell()
-        if size == 0:
-            return
-        fh.seek(size - 1)
-        if fh.read(1) == b"\n":
-            return
-        block = min(size, 1 << 20)
-        while True:
-            fh.seek(size - block)
-            data = fh.read(block)
-            cut = data.rfind(b"\n")
-            if cut >= 0 or block == size:
-                fh.truncate(size - block + cut + 1 if cut >= 0 else 0)
-                return
-            block = min(size, block * 2)
-
-
-def _part_files(bench_dir: Path) -> list[Path]:
-    return sorted(bench_dir.glob("samples.rank*-of-*.jsonl"))
-
-
-def prepare_resume(bench_dir: Path) -> int:
-    """Rank 0, before scoring: repair tails and drop failed records (they are retried). Returns how many."""
-    dropped = 0
-    for path in [bench_dir / SAMPLES, *_part_files(bench_dir)]:
-        if not path.is_file():
-            continue
-        repair_tail(path)
-        n_failed = sum(r.get("status") == "failed" for r in read_jsonl(path))
-        if n_failed:
-            dropped += n_failed
-            tmp = path.with_suffix(".tmp")
-            with open(tmp, "w", encoding="utf-8") as fh:
-                for r in read_jsonl(path):
-                    if r.get("status") != "failed":
-                        fh.write(dumps(r) + "\n")
-            tmp.replace(path)
-    return dropped
-
-
-def finished_ids(bench_dir: Path) -> set[str]:
-    done: set[str] = set()
-    for path in [bench_dir / SAMPLES, *_part_files(bench_dir)]:
-        if path.is_file():
-            for row in read_jsonl(path, tolerate_torn_tail=True):
-                done.add(row["id"])
-    return done
-
-
-def _is_sorted(path: Path) -> bool:
-    last = -1
-    for row in read_jsonl(path):
-        idx = row.get("extra", {}).get("index", -1)
-        if idx < last:
-            return False
-        last = idx
-    return True
-
-
-def _sorted_rows(path: Path) -> Iterator[dict[str, Any]]:
-    if _is_sorted(path):
-        yield from read_jsonl(path)
-    else:  # rows appended out of order (retried failures): sort this file in memory
-        yield from sorted(read_jsonl(path), key=lambda r: r.get("extra", {}).get("index", -1))
-
-
-def merge_samples(bench_dir: Path) -> None:
-    """Rank 0: merge samples.jsonl and the per-rank files into samples.jsonl ordered by index."""
-    main = bench_dir / SAMPLES
-    sources = [p for p in [main, *_part_files(bench_dir)] if p.is_file()]
-    if sources == [main] and _is_sorted(main):
-        return
-    tmp = bench_dir / "samples.merge.tmp"
-    last_id = None
-    with open(tmp, "w", encoding="utf-8") as fh:
-        merged = heapq.merge(*(_sorted_rows(p) for p in sources),
-                             key=lambda r: (r.get("extra", {}).get("index", -1), r["id"]))
-        for row in merged:
-            if row["id"] == last_id:
-                continue
-            last_id = row["id"]
-            fh.write(dumps(row) + "\n")
-    tmp.replace(main)
-    for p in _part_files(bench_dir):
-        p.unlink()
-
-
-class RecordWriter:
-    """Append-only JSONL, flushed per record, fsynced every FSYNC_EVERY records and on close."""
-
-    def __init__(self, path: Path) -> None:
-        self.fh = open(path, "a", encoding="utf-8")
-        self.pending = 0
-
-    def write(self, rec: ItemRecord) -> None:
-        self.fh.write(dumps(rec.to_json()) + "\n")
-        self.fh.flush()
-        self.pending += 1
-        if self.pending >= FSYNC_EVERY:
-            os.fsync(self.fh.fileno())
-            self.pending = 0
-
-    def close(self) -> None:
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
-        self.fh.close()
 
 
 # ---------------------------------------------------------------- distribution

@@ -39,7 +39,8 @@ def diff(a, b, path: str = "") -> list[str]:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from mr2bench.evaluate import RESULTS, SAMPLES, metrics_from_records, read_records
+    from mr2bench.evaluate import RESULTS, metrics_from_records
+    from mr2bench.sample_files import SAMPLES, read_records
     from mr2bench.registry import get_benchmark
     from mr2bench.schema import DataError
 
