@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import json
 import logging
 import os
 import time
@@ -395,7 +394,3 @@ def evaluate(cfg: EvalConfig, options: AdapterOptions, adapter: ModelAdapter | N
         model_dir = cfg.out / model_slug(cfg.model)
         write_leaderboards(cfg.out, model_dir, write_summary(model_dir, cfg.model))
     return outcomes
-
-
-def load_results(path: Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text(encoding="utf-8"))

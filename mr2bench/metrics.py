@@ -143,10 +143,6 @@ def top_choice(scores: Sequence[float]) -> tuple[int, ...]:
 
 
 # ---------------------------------------------------------------- aggregation
-def _mean(values: Sequence[float]) -> float | None:
-    return None if len(values) == 0 else float(sum(values) / len(values))
-
-
 def _category_keys(category: str) -> list[str]:
     keys = [category or "(none)"]
     if "/" in category:

@@ -64,11 +64,6 @@ class _Source:
         except (EntryNotFoundError, LocalEntryNotFoundError):  # absent remotely, or absent from the offline cache
             return None
 
-    def has_dir(self, name: str) -> bool:
-        if self.local:
-            return (Path(self.target) / name).is_dir()
-        return self.file(f"{name}/adapter_config.json") is not None
-
 
 def read_config(source: _Source) -> dict[str, Any]:
     path = source.file(CONFIG_NAME)

@@ -32,10 +32,6 @@ class EncodedMedia:
     placeholder_types: list[int]               # mm_token_type_ids for them: 0 text, 1 image, 2 video
     notes: dict[str, float] = field(default_factory=dict)  # truncation report
 
-    @property
-    def num_tokens(self) -> int:
-        return len(self.placeholder_ids)
-
 
 def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize as _sr

@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 # The processor's `image_token_ids`: every one of these gets mm_token_type 1 (one bidirectional block).
 IMAGE_TOKENS = ("<im_patch>", "<im_col>", "<im_start>", "<low_res_im_start>", "<frame_start>", "<im_end>",
                 "<frame_end>", "<im_low>")
-IMAGE_MARKER, VIDEO_MARKER = "<|image|>", "<|video|>"
 MIN_FRAMES = 1
 # Molmo2Processor's defaults (processor_config.json of the release may override them)
 PROCESSOR_FLAGS = dict(image_use_col_tokens=True, use_single_crop_col_tokens=None, use_single_crop_start_token=True,

@@ -23,8 +23,3 @@ def order_to_score(order: list[int] | np.ndarray, n: int) -> np.ndarray:
     s = np.zeros(n)
     s[np.asarray(order, dtype=np.int64)] = np.arange(n, 0, -1)
     return s
-
-
-def rank_to_score(rank: np.ndarray) -> np.ndarray:
-    """Ranks (1 = best) as scores, ties kept."""
-    return -np.asarray(rank, dtype=float)
