@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from mr2bench.jsonl import file_sha256
-from mr2bench.schema import WINNER_ALIASES, DataError
+from mr2bench.schema import WINNER_ALIASES, DataError, Judgment
 
 PAIRWISE_REQUIRED = ("question_id", "model_a", "model_b", "winner")
 PAIRWISE_OPTIONAL = ("annotator_id", "question", "video", "response_a", "response_b", "timestamp", "category")
@@ -54,6 +55,19 @@ def parse_column_map(pairs: list[str] | None, allowed: tuple[str, ...]) -> dict[
                             field="--column")
         out[theirs] = canon
     return out
+
+
+def judgments_table(judgments: Iterable[Judgment], label: str = "judgments") -> Table:
+    """Judgment objects (the Python API) as an input Table: the same validation as a file's rows."""
+    rows = [{"question_id": j.question_id, "model_a": j.model_a, "model_b": j.model_b, "winner": j.winner,
+             "annotator_id": j.annotator_id, "question": j.question,
+             "video": None if j.media is None else j.media.path, "response_a": j.response_a,
+             "response_b": j.response_b, "timestamp": j.timestamp, "category": j.category} for j in judgments]
+    df = pd.DataFrame(rows, columns=[*PAIRWISE_REQUIRED, *PAIRWISE_OPTIONAL], dtype=object)
+    df = df.astype(object).where(df.notna(), None)
+    df = df[[c for c in df.columns if df[c].notna().any() or c in PAIRWISE_REQUIRED]]
+    df.insert(0, "_row", range(1, len(df) + 1))
+    return Table(df, label, hash_frame(df.drop(columns="_row")))
 
 
 def first_per_key(df: pd.DataFrame, key: str, col: str) -> dict:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .inputs import PAIRWISE_OPTIONAL, PAIRWISE_REQUIRED, check_pairwise, first_per_key, read_table
+from .inputs import PAIRWISE_OPTIONAL, PAIRWISE_REQUIRED, Table, check_pairwise, first_per_key, read_table
 from .pipeline import BuildConfig, Context, Timer, build
 
 
@@ -19,8 +19,10 @@ def pairwise_context(kept: pd.DataFrame) -> Context:
                    response=resp, category=first_per_key(kept, "question_id", "category"))
 
 
-def build_video(source: str | None, cfg: BuildConfig, column_map: dict[str, str] | None = None,
+def build_video(source: str | Table | None, cfg: BuildConfig, column_map: dict[str, str] | None = None,
                 split: str | None = None) -> dict:
+    """Build from a file / dataset folder / Hub id, a Table (e.g. ``judgments_table(judgments)``), or,
+    with ``source=None``, the embedded demo arena."""
     timer = Timer()
     truth = kinds = None
     if source is None:
@@ -29,6 +31,8 @@ def build_video(source: str | None, cfg: BuildConfig, column_map: dict[str, str]
         arena = video_arena(cfg.seed, cfg.out)
         table = demo_table(arena, "demo:video-arena", cfg.out)
         truth, kinds = arena.truth, arena.annotators
+    elif isinstance(source, Table):
+        table = source
     else:
         table = read_table(source, PAIRWISE_REQUIRED, PAIRWISE_OPTIONAL, column_map, split)
     cfg.source, cfg.input_sha256 = table.label, table.sha256

@@ -93,6 +93,8 @@ class Judgment:
     media: Media | None = None
     response_a: str | None = None
     response_b: str | None = None
+    timestamp: str | None = None     # tells two identical votes of one annotator apart
+    category: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("question_id", "model_a", "model_b"):
@@ -100,7 +102,7 @@ class Judgment:
         if self.model_a == self.model_b:
             raise DataError(f"self-pair: model_a equals model_b ({self.model_a!r})", field="model_b")
         object.__setattr__(self, "winner", normalize_winner(self.winner))
-        for name in ("annotator_id", "question", "response_a", "response_b"):
+        for name in ("annotator_id", "question", "response_a", "response_b", "timestamp", "category"):
             _optional_text(name, getattr(self, name))
         if self.media is not None and not isinstance(self.media, Media):
             raise DataError("must be a Media", field="media")

@@ -187,3 +187,24 @@ def test_empty_response_text_is_not_a_conflict():
                        "response_a": ["x", None, "y"], "response_b": [None, "z", None]})
     checked = check_pairwise(df)
     assert [q["row"] for q in checked.quarantine] == [3] and checked.quarantine[0]["reason"] == "conflicting_response"
+
+
+def test_judgment_objects_build_like_their_file(tmp_path):
+    """The Python API (Judgment objects) goes through the same validation and build as a file."""
+    from mr2bench.builders.inputs import judgments_table
+    from mr2bench.builders.pipeline import BuildConfig
+    from mr2bench.builders.video import build_video
+    from mr2bench.schema import Judgment
+
+    df = pairwise_arena(5, n_questions=6, votes_per_question=90, n_annotators=8, setting="noisy").judgments
+    df = df.drop(columns=["video"])
+    src = tmp_path / "votes.csv"
+    df.to_csv(src, index=False)
+    assert build_benchmark_main(["video", str(src), "--out", str(tmp_path / "file"), "--bootstrap", "6"]) == 0
+    judgments = [Judgment(**row) for row in df.to_dict("records")]
+    build_video(judgments_table(judgments), BuildConfig(kind="video", out=tmp_path / "api", bootstrap=6))
+    for name in ("items.parquet", "rankings.parquet"):
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "file" / name), pd.read_parquet(tmp_path / "api" / name))
+    file_report = json.loads((tmp_path / "file" / "build_report.json").read_text())
+    api_report = json.loads((tmp_path / "api" / "build_report.json").read_text())
+    assert api_report["counts"] == file_report["counts"] and api_report["counts"]["rows_in"] == len(df)
