@@ -201,7 +201,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     for p in rm.head.parameters():
         p.requires_grad_(True)
     if cfg.gradient_checkpointing:
-        unwrap(rm.backbone).gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        base = unwrap(rm.backbone)
+        if hasattr(base, "activation_checkpointing_enable"):  # the name since transformers 5.x
+            base.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     params = [p for p in rm.parameters() if p.requires_grad]
     optim = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     per_epoch = max(1, len(make_batches(rows, cfg.batch_size, cfg.seed, 0)) // accel.num_processes)
