@@ -12,18 +12,35 @@ from collections.abc import Mapping
 from .registry import Registry
 from .schema import DataError, ModelAdapter
 
-MODEL_KINDS: Registry[str] = Registry("model kind")
-for _kind, _factory in {
-    "random": "mr2bench.baselines:RandomAdapter",          # seeded per item
-    "length": "mr2bench.baselines:LengthAdapter",          # score = number of characters
-    "python": "mr2bench.baselines:load_user_adapter",      # python:path/to/file.py:ClassName
-    "seqcls": "mr2bench.seqcls:SeqClsAdapter",             # transformers sequence-classification RM
-    "mr2": "mr2bench.model.adapter:MR2Adapter",            # bundled model, all N in one pass
-    "mr2-single": "mr2bench.model.adapter:MR2SingleAdapter",  # same weights, one pass per response
-    "judge": "mr2bench.judges.local:LocalJudgeAdapter",   # a transformers VLM generating a verdict
-    "api": "mr2bench.judges.api:APIJudgeAdapter",         # OpenAI-compatible chat completions
+@dataclass(frozen=True)
+class ModelKind:
+    """A ``--model`` kind: the factory's import path and what ``mr2bench models`` says of it."""
+
+    factory: str
+    usage: str
+    description: str
+
+
+MODEL_KINDS: Registry[ModelKind] = Registry("model kind")
+for _kind, _spec in {
+    "random": ModelKind("mr2bench.baselines:RandomAdapter", "random",
+                        "seeded random scores per item (chance baseline)"),
+    "length": ModelKind("mr2bench.baselines:LengthAdapter", "length",
+                        "score = number of characters of the response"),
+    "python": ModelKind("mr2bench.baselines:load_user_adapter", "python:path/to/file.py:ClassName",
+                        "your own adapter class (score(request) -> one float per response)"),
+    "seqcls": ModelKind("mr2bench.seqcls:SeqClsAdapter", "seqcls:HUB_ID_OR_DIR",
+                        "a transformers sequence-classification reward model, one pass per response"),
+    "mr2": ModelKind("mr2bench.model.adapter:MR2Adapter", "mr2:HUB_ID_OR_DIR",
+                     "the bundled multi-response reward model: all N responses in one forward pass"),
+    "mr2-single": ModelKind("mr2bench.model.adapter:MR2SingleAdapter", "mr2-single:HUB_ID_OR_DIR",
+                            "the same weights, one forward pass per response (conventional baseline)"),
+    "judge": ModelKind("mr2bench.judges.local:LocalJudgeAdapter", "judge:HUB_ID_OR_DIR",
+                       "a local transformers VLM generating a verdict with the benchmark's judge prompt"),
+    "api": ModelKind("mr2bench.judges.api:APIJudgeAdapter", "api:MODEL_NAME",
+                     "an OpenAI-compatible chat-completions endpoint (--api-base, --api-key-env)"),
 }.items():
-    MODEL_KINDS.register(_kind, _factory)
+    MODEL_KINDS.register(_kind, _spec)
 
 
 @dataclass(frozen=True)
@@ -49,8 +66,13 @@ def split_spec(spec: str) -> tuple[str, str]:
 
 
 def load_adapter(spec: str, options: AdapterOptions | None = None) -> ModelAdapter:
+    from .registry import UnknownNameError
+
     kind, target = split_spec(spec)
-    module_name, _, attr = MODEL_KINDS.get(kind).partition(":")
+    try:
+        module_name, _, attr = MODEL_KINDS.get(kind).factory.partition(":")
+    except UnknownNameError as exc:  # close matches + the list; `mr2bench models` describes each
+        raise DataError(str(exc), field="--model") from None
     factory = getattr(importlib.import_module(module_name), attr)
     try:
         return factory(target, options or AdapterOptions())

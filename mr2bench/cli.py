@@ -17,6 +17,8 @@ COMMANDS = {
     "publish": "publish",
     "train": "train",
     "rescore": "rescore",
+    "benchmarks": "benchmarks",
+    "models": "models",
 }
 
 _SHARED = {
