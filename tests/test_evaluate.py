@@ -158,7 +158,7 @@ def test_vl_rewardbench_length_matches_independent_values(samples_dir, tmp_path)
     assert summary["avg"] is None
     for folder in (out, out / "length"):  # every model of OUT, and the model's own row beside its summary
         board = (folder / "leaderboard.md").read_text()
-        assert f"| length | {100 * macro:.1f} | - |" in board and (folder / "leaderboard.png").stat().st_size > 0
+        assert f"| length | {100 * macro:.1f} [" in board and "] | - |" in board and (folder / "leaderboard.png").stat().st_size > 0
 
 
 def test_mm_rlhf_length_acc_and_acc_plus(samples_dir, tmp_path):
