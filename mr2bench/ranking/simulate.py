@@ -5,6 +5,11 @@ Truth: theta[q, m] = skill[m] + question noise, so models differ overall but not
 ``good`` (BT votes), ``noisy`` (a coin flip 60 % of the time), ``adversarial`` (BT with the sign
 flipped), ``position`` (votes model_a 70 % of the time). Pair coverage is uneven (popular models
 meet more often), votes per question are log-normal.
+
+Response texts carry one planted, documented signal, so a text scorer visibly beats chance on the demo:
+the response of model m to question q has ``response_words(theta)`` filler words, about 12 + 4 * theta[q, m]
+plus Gaussian noise (sd 3), i.e. better responses tend to be longer (as in many real arenas). The words
+come from their own seeded stream, so the votes are the same as without the signal.
 """
 from __future__ import annotations
 
@@ -27,6 +32,20 @@ SETTINGS: dict[str, dict[str, float]] = {
     "noisy": {"good": 0.6, "noisy": 0.4},
     "adversarial": {"good": 0.5, "noisy": 0.2, "adversarial": 0.15, "position": 0.15},
 }
+
+
+FILLER = ("the", "clip", "shows", "a", "scene", "where", "someone", "moves", "slowly", "then", "turns",
+          "toward", "light", "and", "answers", "clearly", "with", "detail", "about", "each", "object")
+
+
+def response_words(seed: int, kind: str, theta: np.ndarray) -> np.ndarray:
+    """Planted signal: word counts that grow with the true quality (see the module docstring)."""
+    noise = rng_for(seed, "demo-text", kind, theta.shape).normal(0.0, 3.0, theta.shape)
+    return np.maximum(2, np.round(12 + 4 * theta + noise)).astype(int)
+
+
+def response_text(label: str, qid: str, words: int) -> str:
+    return f"[synthetic] {label} for {qid}: " + " ".join(FILLER[i % len(FILLER)] for i in range(words)) + "."
 
 
 @dataclass(frozen=True)
@@ -77,15 +96,17 @@ def pairwise_arena(seed: int = 0, *, n_questions: int = 300, n_models: int = 19,
     winner[u < tie_rate] = "tie"
     winner[(u >= tie_rate) & (u < tie_rate + both_bad_rate)] = "both_bad"
     qid = np.array([f"q{k:04d}" for k in range(n_questions)])
+    words = response_words(seed, "pairwise", theta)
+    texts = [[response_text(f"response {m:02d}", qid[k], words[k, m]) for m in range(n_models)]
+             for k in range(n_questions)]
     df = pd.DataFrame({
         "question_id": qid[q], "model_a": models[a], "model_b": models[b], "winner": winner,
         "annotator_id": np.array([f"ann{k:03d}" for k in range(n_annotators)])[ann],
         "timestamp": np.char.mod("%d", 1_700_000_000 + np.arange(total)),
         "question": [f"Synthetic question {k}: what happens in the clip?" for k in q],
         "video": [f"media/{qid[k]}.mp4" for k in q],
-        # equal-length texts: a length-based scorer must not be able to read the model off the text
-        "response_a": [f"[synthetic] response {m:02d} to {qid[k]}" for m, k in zip(a, q)],
-        "response_b": [f"[synthetic] response {m:02d} to {qid[k]}" for m, k in zip(b, q)],
+        "response_a": [texts[k][m] for m, k in zip(a, q)],
+        "response_b": [texts[k][m] for m, k in zip(b, q)],
     })
     truth = pd.DataFrame({"question_id": np.repeat(qid, n_models), "model": np.tile(models, n_questions),
                           "theta": theta.ravel()})
@@ -102,6 +123,7 @@ def ranking_arena(seed: int = 0, *, n_prompts: int = 60, n_models: int = 8, anno
     models = np.array(MODEL_NAMES[:n_models])
     theta = _truth(rng, n_prompts, n_models, model_sd, question_sd)
     kinds, _ = _annotators(rng, n_annotators, setting)
+    words = response_words(seed, "ranking", theta)
     rows = []
     for p in range(n_prompts):
         for k in rng.choice(n_annotators, size=min(annotators_per_prompt, n_annotators), replace=False):
@@ -115,7 +137,7 @@ def ranking_arena(seed: int = 0, *, n_prompts: int = 60, n_models: int = 8, anno
             for m in range(n_models):
                 rows.append((f"p{p:04d}", models[m], int(rank[m]), f"ann{k:03d}",
                              f"Synthetic prompt {p}: describe the image.", f"media/p{p:04d}.png",
-                             f"[synthetic] description {m:02d} for p{p:04d}"))
+                             response_text(f"description {m:02d}", f"p{p:04d}", words[p, m])))
     df = pd.DataFrame(rows, columns=["prompt_id", "model", "rank", "annotator_id", "prompt", "image", "response"])
     pid = np.array([f"p{k:04d}" for k in range(n_prompts)])
     truth = pd.DataFrame({"question_id": np.repeat(pid, n_models), "model": np.tile(models, n_prompts),
