@@ -7,12 +7,15 @@ Random weights (timing does not depend on them). For each vision-token count V a
 one packed pass (prompt + image + N responses of R tokens) and of N sequential single-response passes
 (prompt + image re-encoded each time), the speed-up (N-pass time / one-pass time) and the FLOP limit
 (N-pass FLOPs / one-pass FLOPs, torch.utils.flop_counter); the two are timed interleaved, and the CPU-time
-speed-up (process_time) is printed beside the wall one, as it is less disturbed by other load. The last line is
-``N=4 speedup X.XX (FLOP limit Y.YY)`` for the largest V.
+speed-up (process_time) is printed beside the wall one, as it is less disturbed by other load. Items are built
+with ``RewardModel.build_item`` (the scoring layout the model uses, whatever it is), so the bench follows any
+layout change. ``--video-frames 16`` adds a 16-frame video case. Peak memory: CUDA max allocated on GPU, the
+process's max RSS on CPU. The last line is ``N=4 speedup X.XX (FLOP limit Y.YY)`` for the largest V.
 """
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import time
 
@@ -49,26 +52,41 @@ def build(config: str, device: torch.device, dtype: torch.dtype):
     return rm
 
 
-def make_items(rm, vision_tokens: int, n: int, resp_tokens: int, seed: int):
-    """(packed item with N responses, N single-response items), random text ids, one random image."""
+WORDS = "the cat dog red ball field photo square video blue green answer image first sits runs".split()
+
+
+def _text(rng: np.random.Generator, tok, n_tokens: int) -> str:
+    """Random words cut to about ``n_tokens`` tokens of the model's tokenizer."""
+    words = " ".join(rng.choice(WORDS, 4 * n_tokens))
+    ids = tok.encode(words, add_special_tokens=False)[:n_tokens]
+    return tok.decode(ids)
+
+
+def make_items(rm, vision_tokens: int, n: int, resp_tokens: int, seed: int, video_frames: int = 0):
+    """(item with N responses, N single-response items) from build_item; one random image or video."""
     from PIL import Image
 
-    from mr2bench.model.packing import ItemInput
+    from mr2bench.model.reward_model import MediaPayload
 
     rng = np.random.default_rng(seed)
     side = rm.encoder.factor * int(round(vision_tokens ** 0.5))
-    img = Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8))
-    media = rm.encoder.encode_image(img, max_tokens=vision_tokens)
-    assert media.notes["vision_tokens"] == vision_tokens, media.notes
-    vocab = 300  # ordinary text ids of the in-process tokenizer (below its special tokens' range is fine too)
-    head = rng.integers(20, vocab, 20).tolist()
-    tail = rng.integers(20, vocab, 30).tolist()
-    prefix = head + media.placeholder_ids + tail
-    types = [0] * len(head) + media.placeholder_types + [0] * len(tail)
-    responses = [rng.integers(20, vocab, resp_tokens).tolist() for _ in range(n)]
-    packed = ItemInput(prefix, types, responses, media)
-    singles = [ItemInput(prefix, types, [r], media) for r in responses]
+    if video_frames:
+        per_frame = max(1, vision_tokens // max(1, video_frames // 2))
+        vside = rm.encoder.factor * max(1, int(round(per_frame ** 0.5)))
+        media = [MediaPayload("video", rng.integers(0, 256, (video_frames, vside, vside, 3), dtype=np.uint8))]
+    else:
+        media = [MediaPayload("image", Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)))]
+    prompt = _text(rng, rm.tokenizer, 50)
+    responses = [_text(rng, rm.tokenizer, resp_tokens) for _ in range(n)]
+    packed = rm.build_item(prompt, responses, media)
+    singles = [rm.build_item(prompt, [r], media) for r in responses]
     return packed, singles
+
+
+def peak_memory_gib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # KiB on Linux
 
 
 def sync(device: torch.device) -> None:
@@ -111,6 +129,7 @@ def main() -> None:
     ap.add_argument("--ns", type=int, nargs="+", default=[2, 4, 8])
     ap.add_argument("--response-tokens", type=int, default=64)
     ap.add_argument("--attention", choices=["causal", "isolated"], default="causal")
+    ap.add_argument("--video-frames", type=int, default=0, help="also time a video of this many frames (e.g. 16)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -120,12 +139,14 @@ def main() -> None:
     card = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()} threads"
     print(f"config={config} device={card} dtype={dtype} attention={args.attention} R={args.response_tokens} "
           f"repeats={args.repeats} (medians)")
-    print(f"{'V':>5} {'N':>2} {'1-pass s':>9} {'N-pass s':>9} {'speedup':>8} {'cpu-time':>8} {'FLOP limit':>10} "
-          f"{'of limit':>8}")
+    print(f"{'V':>5} {'media':>6} {'N':>2} {'1-pass s':>9} {'N-pass s':>9} {'speedup':>8} {'cpu-time':>8} "
+          f"{'FLOP limit':>10} {'of limit':>8} {'tokens':>7} {'peak GiB':>8}")
     last: dict[int, tuple[float, float]] = {}
-    for v in args.vision_tokens:
+    cases = [(v, 0) for v in args.vision_tokens] + ([(args.vision_tokens[-1], args.video_frames)]
+                                                      if args.video_frames else [])
+    for v, frames in cases:
         for n in args.ns:
-            packed, singles = make_items(rm, v, n, args.response_tokens, seed=v * 100 + n)
+            packed, singles = make_items(rm, v, n, args.response_tokens, seed=v * 100 + n, video_frames=frames)
 
             def one():
                 return rm.score_items([packed], args.attention)
@@ -133,13 +154,18 @@ def main() -> None:
             def many():
                 return [rm.score_items([s], args.attention) for s in singles]
 
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
             with torch.no_grad():
                 f_one, f_many = flops(one), flops(many)
             t_one, t_many, c_one, c_many = timed_pair(one, many, device, args.repeats)
             speed, limit = t_many / t_one, f_many / f_one
-            last[n] = (speed, limit)
-            print(f"{v:>5} {n:>2} {t_one:>9.3f} {t_many:>9.3f} {speed:>8.2f} {c_many / c_one:>8.2f} {limit:>10.2f} "
-                  f"{speed / limit:>8.2f}", flush=True)
+            if not frames:
+                last[n] = (speed, limit)
+            kind = f"{frames}f" if frames else "image"
+            print(f"{v:>5} {kind:>6} {n:>2} {t_one:>9.3f} {t_many:>9.3f} {speed:>8.2f} {c_many / c_one:>8.2f} "
+                  f"{limit:>10.2f} {speed / limit:>8.2f} {packed.length:>7} {peak_memory_gib(device):>8.2f}",
+                  flush=True)
     if 4 in last:
         print(f"N=4 speedup {last[4][0]:.2f} (FLOP limit {last[4][1]:.2f})")
 

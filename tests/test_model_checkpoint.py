@@ -13,6 +13,8 @@ pytest.importorskip("peft")
 from mr2bench.model.checkpoint import LoadOptions, load_reward_model, new_reward_model, save_reward_model  # noqa: E402
 from mr2bench.model.tiny import save_tiny_model  # noqa: E402
 
+from model_helpers import release_reference_scores  # noqa: E402
+
 torch.set_num_threads(1)
 PROMPT = "Which answer is right?"
 RESPONSES = ["The cat sits on the mat.", "A dog runs.", "yes"]
@@ -47,7 +49,8 @@ def test_save_then_load_gives_identical_scores(base, tmp_path, merge):
     assert not np.allclose(before, _scores(plain), atol=1e-4)  # the adapter matters
     out = save_reward_model(rm, tmp_path / "ckpt", base_model=str(base), merge=merge)
     cfg = json.loads((out / "reward_model_config.json").read_text())
-    assert cfg["weights"] == ("merged" if merge else "lora") and cfg["head_hidden_dim"] == 1024
+    assert cfg["weights"] == ("merged" if merge else "lora") and cfg["value_head_hidden_dim"] == 1024
+    assert cfg["score_position"] == "before_separator" and cfg["format_version"] == 2
     assert (out / "value_head.safetensors").is_file()
     assert (out / "adapter" / "adapter_config.json").is_file() != merge
     loaded = load_reward_model(str(out), LoadOptions(device="cpu"))
@@ -55,38 +58,24 @@ def test_save_then_load_gives_identical_scores(base, tmp_path, merge):
 
 
 def _release_layout(base, folder):
-    """The released checkpoint's layout: merged weights + value_head.pt + reward_model_config.json."""
+    """The released checkpoint's layout (real-artifacts.md, "The paper's release"): merged weights + value_head.pt
+    (torch.save of an nn.Sequential state dict, bf16) + reward_model_config.json with the release's five keys."""
     shutil.copytree(base, folder)
     gen = torch.Generator().manual_seed(7)
     head = torch.nn.Sequential(torch.nn.Linear(64, 1024), torch.nn.SiLU(), torch.nn.Linear(1024, 1))
     with torch.no_grad():
         for p in head.parameters():
             p.copy_(torch.randn(p.shape, generator=gen))
+    head = head.to(torch.bfloat16)
     torch.save(head.state_dict(), folder / "value_head.pt")
     (folder / "reward_model_config.json").write_text(json.dumps(
-        {"head_type": "mlp", "hidden_dim": 64, "activation": "silu", "response_representation": "last_token"}))
+        {"value_head_type": "mlp", "value_head_hidden_dim": 1024, "value_head_activation": "silu",
+         "value_head_input_dim": 64, "resp_repr_mode": "last"}))
     return head
 
 
 def _manual_scores(folder, head, responses=RESPONSES):
-    """Independent reference: base model via AutoModel, hidden state at each response's last token."""
-    from transformers import AutoModel, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(folder)
-    model = AutoModel.from_pretrained(folder).eval()
-    text = tok.apply_chat_template([{"role": "user", "content": [{"type": "text", "text": PROMPT}]}],
-                                   add_generation_prompt=True, tokenize=False)
-    ids = tok.encode(text, add_special_tokens=False)
-    sep = tok.encode("\n\n<|resp_sep|>\n\n", add_special_tokens=False)
-    last = []
-    for i, r in enumerate(responses):
-        ids += tok.encode(r, add_special_tokens=False)
-        last.append(len(ids) - 1)
-        if i < len(responses) - 1:
-            ids += sep
-    with torch.no_grad():
-        h = model(input_ids=torch.tensor([ids]), use_cache=False).last_hidden_state[0, last]
-        return (head(h).squeeze(-1) / 8.0).tolist()  # sqrt(64)
+    return release_reference_scores(folder, head, PROMPT, responses)[0]
 
 
 def test_release_layout_from_a_folder(base, tmp_path):

@@ -133,7 +133,8 @@ def test_causal_scores_do_not_see_later_responses(rm):
     np.testing.assert_allclose(a[:2], b[:2], rtol=1e-5, atol=1e-5)
     assert abs(a[2] - b[2]) > 1e-4
     iso = rm.score_items([rm.build_item("Describe it.", RESPONSES, MEDIA["image"])], "isolated")[0]
-    assert abs(a[0] - iso[0]) < 1e-5 and abs(a[1] - iso[1]) > 1e-5
+    # causal = the release's joint layout: response 1 is read before the separator, its single pass at the end
+    assert abs(a[0] - iso[0]) > 1e-5 and abs(a[1] - iso[1]) > 1e-5
 
 
 @pytest.mark.parametrize("mode", ["causal", "isolated"])
@@ -196,3 +197,199 @@ def test_checkpoint_roundtrip_keeps_processors_and_scores(rm, tmp_path):
     assert back.encoder.image_processor.max_crops == 4 and list(back.encoder.video_processor.pooling_size) == [3, 3]
     after = back.score_items([back.build_item("Describe it.", RESPONSES, MEDIA["both"])], "isolated")[0]
     np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-6)
+
+
+# -- the checkpoint's own processor files and the release's video sampling (issue 17, item 4) --------------
+# processor_config.json of the release's base (allenai/Molmo2-4B, as real-artifacts.md "Checkpoint config.json"
+# lists its keys; values of the published file): frame tokens off, no column tokens in the low-res view.
+RELEASE_PROCESSOR_CONFIG = {"auto_map": {"AutoProcessor": "processing_molmo2.Molmo2Processor"},
+                            "image_use_col_tokens": True, "processor_class": "Molmo2Processor",
+                            "use_frame_special_tokens": False, "use_single_crop_col_tokens": False,
+                            "use_single_crop_start_token": True, "video_use_col_tokens": False}
+
+
+def _release_like(folder, tmp_path, processor_config=RELEASE_PROCESSOR_CONFIG, frame_tokens_in_config=False):
+    import json
+    import shutil
+
+    out = tmp_path / "ckpt"
+    shutil.copytree(folder, out)
+    if processor_config is not None:
+        (out / "processor_config.json").write_text(json.dumps(processor_config))
+    cfg = json.loads((out / "config.json").read_text())
+    cfg["use_frame_special_tokens"] = frame_tokens_in_config  # real-artifacts.md: top-level flag, false
+    (out / "config.json").write_text(json.dumps(cfg))
+    return out
+
+
+def _load_rm(path):
+    model, tok, processors = load_backbone(str(path), dtype=torch.float32, device=torch.device("cpu"))
+    return RewardModel(model, tok, processors).eval()
+
+
+def test_processor_flags_come_from_the_checkpoints_files(folder, tmp_path):
+    rm_rel = _load_rm(_release_like(folder, tmp_path))
+    assert rm_rel.encoder.flags.use_frame_special_tokens is False
+    assert rm_rel.encoder.flags.use_single_crop_col_tokens is False
+    item = rm_rel.build_item("Clip?", RESPONSES[:1], [_video(0, 3)])
+    text = rm_rel.tokenizer.decode(item.prefix_ids)
+    assert "<frame_start>" not in text and text.count("<im_start>") == 3 and text.count("<im_end>") == 3
+    # the image: no <im_col> in the low-res view (use_single_crop_col_tokens false), columns in the crops
+    ip = rm_rel.encoder.image_processor
+    grid, _ = ip.get_image_grid_and_crops(60, 80)
+    img = rm_rel.tokenizer.decode(rm_rel.build_item("Img?", RESPONSES[:1], [_image()]).prefix_ids)
+    low = img[img.index("<low_res_im_start>"):img.index("<im_end>")]
+    assert "<im_col>" not in low and low.count("<im_patch>") == grid[0] * grid[1]
+    assert img.count("<im_col>") == grid[2]
+    # the scores follow: the same weights read with the defaults' tokens give other scores
+    default = sharpen(_load_rm(folder))
+    sharpen(rm_rel)
+    a = rm_rel.score_items([rm_rel.build_item("Clip?", RESPONSES, [_video(0, 3)])])[0]
+    b = default.score_items([default.build_item("Clip?", RESPONSES, [_video(0, 3)])])[0]
+    assert max(abs(x - y) for x, y in zip(a, b)) > 1e-4
+
+
+def test_config_json_flag_applies_without_a_processor_config_and_saving_keeps_the_flags(folder, tmp_path):
+    from mr2bench.model.molmo2_media import load_processors
+
+    only_config = _release_like(folder, tmp_path, processor_config=None)
+    assert load_processors(str(only_config)).flags.use_frame_special_tokens is False
+    assert load_processors(str(folder)).flags.use_frame_special_tokens is True  # Molmo2Processor's default
+    saved = tmp_path / "saved"
+    load_processors(str(_release_like(folder, tmp_path / "b"))).save_pretrained(str(saved))
+    back = load_processors(str(saved)).flags
+    assert back.use_frame_special_tokens is False and back.use_single_crop_col_tokens is False
+
+
+def test_a_bad_flag_is_a_clear_error(folder, tmp_path):
+    from mr2bench.model.molmo2_media import load_processors
+
+    bad = _release_like(folder, tmp_path, processor_config={"use_frame_special_tokens": "no"})
+    with pytest.raises(ValueError, match="use_frame_special_tokens must be true, false or null"):
+        load_processors(str(bad))
+
+
+def _all_frames(path):
+    import av
+
+    with av.open(str(path)) as c:
+        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+
+
+def _reference_sampling(n_frames: int, fps: float, max_frames=384, max_fps=2.0):
+    """molmo_utils 'uniform_last_frame' written from real-artifacts.md (uniform with the last frame, at most
+    2 fps, at most 384 frames): duration = n/fps; the frame on screen at time t is floor(t * fps)."""
+    duration = n_frames / fps
+    if (max_frames - 1) / max_fps >= duration:
+        times = [k / max_fps for k in range(int(np.ceil(duration * max_fps)))] + [duration]
+    else:
+        times = [duration * k / (max_frames - 1) for k in range(max_frames)]
+    return [min(n_frames - 1, int(np.floor(t * fps + 1e-9))) for t in times], times
+
+
+@pytest.mark.parametrize("n_frames,fps", [(40, 8), (7, 1), (30, 24)])
+def test_video_files_are_sampled_as_the_release_samples_them(tmp_path, n_frames, fps):
+    from mr2bench.media import write_test_video
+    from mr2bench.model.molmo2_media import read_video_file
+
+    path = write_test_video(tmp_path / "clip.mp4", frames=n_frames, size=(32, 24), fps=fps)
+    clip = read_video_file(path, 384, 2.0)
+    idx, times = _reference_sampling(n_frames, fps)
+    np.testing.assert_allclose(clip.timestamps, times, atol=1e-6)
+    np.testing.assert_array_equal(clip.frames, _all_frames(path)[idx])
+    assert clip.timestamps[-1] == pytest.approx(n_frames / fps)  # the last instant is always kept
+
+
+def test_long_video_files_take_384_frames_spread_evenly(tmp_path):
+    from mr2bench.media import write_test_video
+    from mr2bench.model.molmo2_media import read_video_file
+
+    path = write_test_video(tmp_path / "long.mp4", frames=400, size=(16, 16), fps=1)  # 400 s > 383 / 2 fps
+    clip = read_video_file(path, 384, 2.0)
+    idx, times = _reference_sampling(400, 1)
+    assert clip.frames.shape[0] == 384
+    np.testing.assert_allclose(clip.timestamps, times, atol=1e-6)
+    np.testing.assert_array_equal(clip.frames, _all_frames(path)[idx])
+
+
+def test_video_file_timestamps_reach_the_prompt(rm, tmp_path):
+    from mr2bench.media import write_test_video
+    from mr2bench.model.molmo2_media import load_release_video
+    from mr2bench.schema import Media
+
+    write_test_video(tmp_path / "clip.mp4", frames=12, size=(32, 24), fps=4)  # 3 s: 0.0 0.5 ... 3.0
+    clip = load_release_video(Media("video", path="clip.mp4"), tmp_path)
+    item = rm.build_item("Clip?", RESPONSES[:2], [MediaPayload("video", clip)])
+    text = rm.tokenizer.decode(item.prefix_ids)
+    assert [f"{t:.1f}" for t in clip.timestamps] == ["0.0", "0.5", "1.0", "1.5", "2.0", "2.5", "3.0"]
+    assert text.count("<frame_start>") == 7 and " 3.0 <frame_start>" in text and " 2.5 <frame_start>" in text
+    rm.score_items([item])
+
+
+def _frame_folder(path, names):
+    from PIL import Image
+
+    path.mkdir()
+    for i, name in enumerate(names):
+        Image.fromarray(np.full((8, 8, 3), i * 5 % 256, dtype=np.uint8)).save(path / name)
+    return path
+
+
+def test_frame_folders_take_16_frames_with_both_ends_at_4_second_steps(tmp_path):
+    from mr2bench.model.molmo2_media import read_frame_folder
+
+    # MM-RLHF-RewardBench keeps videos as frame folders (real-artifacts.md); 40 frames -> 16
+    folder = _frame_folder(tmp_path / "v", [f"frame_{i:03d}.jpg" for i in range(40)])
+    clip = read_frame_folder(folder)
+    expected = [round(j * 39 / 15) for j in range(16)]
+    assert clip.frames.shape[0] == 16 and expected[0] == 0 and expected[-1] == 39
+    assert list(clip.timestamps) == [k * 4.0 for k in expected]
+    assert list(read_frame_folder(folder, interval=2.0).timestamps) == [k * 2.0 for k in expected]  # `fps` field
+    short = read_frame_folder(_frame_folder(tmp_path / "s", ["a.png", "b.png", "c.png"]))
+    assert list(short.timestamps) == [0.0, 4.0, 8.0]
+
+
+def test_frame_folder_order_is_the_releases_jpeg_then_jpg_then_png(tmp_path):
+    from mr2bench.model.molmo2_media import folder_frames
+
+    folder = _frame_folder(tmp_path / "v", ["0.png", "1.png", "z.jpg", "a.jpeg", "x.bmp"])
+    assert [p.name for p in folder_frames(folder)] == ["a.jpeg", "z.jpg", "0.png", "1.png"]
+
+
+def test_budget_keeps_the_timestamps_of_the_frames_it_keeps(rm):
+    from mr2bench.model.molmo2_media import VideoClip
+
+    frames = np.random.default_rng(0).integers(0, 256, (16, 24, 32, 3), dtype=np.uint8)
+    clip = VideoClip(frames, tuple(4.0 * k for k in range(16)))
+    enc = rm.encoder.encode_video(clip, max_tokens=60)
+    kept = int(enc.notes["frames_used"])
+    assert 1 <= kept < 16 and enc.notes["frames_dropped"] == 16 - kept and enc.notes["vision_tokens"] <= 60
+    more = rm.encoder.encode_video(clip, max_tokens=len(enc.placeholder_ids) + 200)
+    assert more.notes["frames_used"] > kept  # the most frames that fit, not a halving
+    text = rm.tokenizer.decode(enc.placeholder_ids)
+    stamps = [4.0 * i for i in np.linspace(0, 15, kept, dtype=int)]
+    assert text.startswith(f"{stamps[0]:.1f} ") and f" {stamps[-1]:.1f} " in text
+
+
+def test_the_scoring_adapter_reads_videos_as_the_release_and_refuses_a_fifo_frame(rm, tmp_path):
+    import os
+
+    from mr2bench.adapters import AdapterOptions
+    from mr2bench.media import write_test_video
+    from mr2bench.model.adapter import MR2Adapter
+    from mr2bench.model.checkpoint import save_reward_model
+    from mr2bench.schema import DataError, Media, ScoringRequest
+
+    ckpt = save_reward_model(rm, tmp_path / "ckpt", base_model="tiny", merge=True)
+    adapter = MR2Adapter(str(ckpt), AdapterOptions(device="cpu", dtype="float32"))
+    write_test_video(tmp_path / "clip.mp4", frames=12, size=(32, 24), fps=4)  # 3 s: 0.0 0.5 ... 3.0
+    req = ScoringRequest(prompt="Clip?", responses=tuple(RESPONSES[:2]), media=(Media("video", path="clip.mp4"),),
+                         item_id="x", benchmark="mr2bench-video", media_root=str(tmp_path))
+    (payload,) = adapter._payloads(req)
+    assert [f"{t:.1f}" for t in payload.value.timestamps] == ["0.0", "0.5", "1.0", "1.5", "2.0", "2.5", "3.0"]
+    frames = _frame_folder(tmp_path / "frames", ["0001.jpg", "0002.jpg"])
+    os.mkfifo(frames / "0003.jpg")   # would block a reader forever: refused from its mode, never opened
+    bad = ScoringRequest(prompt="Clip?", responses=tuple(RESPONSES[:2]), media=(Media("video", path="frames"),),
+                         item_id="y", benchmark="mr2bench-video", media_root=str(tmp_path))
+    with pytest.raises(DataError, match="FIFO"):
+        adapter._payloads(bad)

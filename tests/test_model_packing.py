@@ -41,24 +41,25 @@ def _video(seed=0, frames=6):
 MEDIA = {"text": [], "image": [_image()], "video": [_video()]}
 
 
-def test_separator_is_one_token_and_positions_are_last_response_tokens(rm):
+def test_separator_is_one_token_and_positions_are_before_each_separator(rm):
+    """The release's layout: one assistant text, scores before each <|resp_sep|> and at the final token."""
     sep_id = rm.tokenizer.convert_tokens_to_ids("<|resp_sep|>")
     assert rm.sep_ids == rm.tokenizer.encode(SEPARATOR, add_special_tokens=False)
     assert rm.sep_ids.count(sep_id) == 1
     item = rm.build_item("Which is best?", RESPONSES, MEDIA["image"])
-    batch = pack([item], rm.sep_ids, rm.pad_id)
+    batch = pack([item], rm.pad_id)
     ids = batch.input_ids[0].tolist()
-    assert ids.count(sep_id) == len(RESPONSES) - 1
-    # independent computation: walk the sequence from the end of the prefix
-    expected, cursor = [], len(item.prefix_ids)
-    for i, resp in enumerate(RESPONSES):
-        n = len(rm.tokenizer.encode(resp, add_special_tokens=False))
-        assert ids[cursor:cursor + n] == rm.tokenizer.encode(resp, add_special_tokens=False)
-        expected.append(cursor + n - 1)
-        cursor += n + (len(rm.sep_ids) if i < len(RESPONSES) - 1 else 0)
-    assert batch.score_positions[0].tolist() == expected
-    assert cursor == len(ids)  # the last response ends the sequence
-    assert ids[expected[0] + 1 + rm.sep_ids.index(sep_id)] == sep_id
+    seps = [j for j, t in enumerate(ids) if t == sep_id]
+    assert len(seps) == len(RESPONSES) - 1
+    assert batch.score_positions[0].tolist() == [s - 1 for s in seps] + [len(ids) - 1]
+    # independent: the text after the image is the template with the assistant message, tokenized in one go
+    text = rm.tokenizer.apply_chat_template(
+        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Which is best?"}]},
+         {"role": "assistant", "content": [{"type": "text", "text": SEPARATOR.join(RESPONSES)}]}],
+        add_generation_prompt=False, tokenize=False)
+    tail = rm.tokenizer.encode(text.split("<|vision_end|>", 1)[1], add_special_tokens=False)
+    assert ids[-len(tail):] == tail
+    assert rm.tokenizer.decode(ids[-2:]) == "<|im_end|>\n"  # the last response is read after the template's close
 
 
 @pytest.mark.parametrize("kind", ["text", "image", "video"])
@@ -76,9 +77,10 @@ def test_causal_scores_do_not_see_later_responses(rm):
     b = rm.score_items([rm.build_item("Describe it.", changed, MEDIA["image"])], "causal")[0]
     np.testing.assert_allclose(a[:2], b[:2], rtol=1e-5, atol=1e-5)
     assert abs(a[2] - b[2]) > 1e-4
-    # causal response 2 does see response 1: its score differs from its isolated score
+    # causal response 1 is read before the separator, its single pass after the template's close: they differ;
+    # causal response 2 also sees response 1
     iso = rm.score_items([rm.build_item("Describe it.", RESPONSES, MEDIA["image"])], "isolated")[0]
-    assert abs(a[0] - iso[0]) < 1e-4 and abs(a[1] - iso[1]) > 1e-5
+    assert abs(a[0] - iso[0]) > 1e-5 and abs(a[1] - iso[1]) > 1e-5
 
 
 @pytest.mark.parametrize("mode", ["causal", "isolated"])
@@ -143,7 +145,9 @@ def test_molmo2_text_path_and_lora_targets(tmp_path):
     separate = [rm.score_items([rm.build_item("Describe it.", [r])], "causal")[0][0] for r in RESPONSES]
     np.testing.assert_allclose(one, separate, rtol=1e-4, atol=1e-4)
     causal = rm.score_items([rm.build_item("Describe it.", RESPONSES)], "causal")[0]
-    assert abs(causal[0] - separate[0]) < 1e-4 and abs(causal[1] - separate[1]) > 1e-5
+    assert abs(causal[1] - separate[1]) > 1e-5
+    # the release's text-only path has no leading BOS: the sequence starts with the template itself
+    assert rm.build_item("Describe it.", RESPONSES).prefix_ids[0] == tok.convert_tokens_to_ids("<|im_start|>")
     wrapped = apply_lora(model, r=2)
     names = [n for n, _ in wrapped.named_modules() if n.endswith("lora_A")]
     assert names and all(".language_model." in n for n in names)

@@ -126,7 +126,7 @@ def _trained_state(folder: Path) -> dict:
 
 def test_resume_continues_from_the_saved_step(base, tmp_path):
     data = write_jsonl(tmp_path / "train.jsonl", preference_rows(12))
-    common = ["train", "--data", str(data), "--base", str(base), "--lora-r", "4", "--lora-dropout", "0", "--lr",
+    common = ["train", "--recipe", "none", "--data", str(data), "--base", str(base), "--lora-r", "4", "--lora-dropout", "0", "--lr",
               "5e-3", "--epochs", "2", "--batch-size", "2", "--grad-accum", "2", "--max-length", "512",
               "--save-steps", "2", "--device", "cpu"]
     straight, parted = tmp_path / "straight", tmp_path / "parted"

@@ -45,8 +45,11 @@ def _load(target: str, options: Any) -> Any:
                        max_vision_tokens=_int_arg(extra, "max_vision_tokens"))
     try:
         return load_reward_model(target, opts)
-    except (OSError, ValueError) as exc:  # missing files, unknown backbone, bad head: a clear error, no traceback
-        raise DataError(f"cannot load the reward model {target!r}: {exc}", field="model") from None
+    except Exception as exc:  # noqa: BLE001 - any loading failure (files, config, library) is one clear line
+        log.debug("loading %s failed", target, exc_info=True)
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise DataError(f"--model: cannot load the reward model {target!r} ({type(exc).__name__}): {detail}",
+                        field="model") from None
 
 
 class MR2Adapter:
@@ -67,6 +70,10 @@ class MR2Adapter:
         for m in request.media:
             if m.kind == "image":
                 out.append(MediaPayload("image", load_image(m, request.media_root)))
+            elif self.model.family == "molmo2":  # the release's own sampler: its frames and real timestamps
+                from .molmo2_media import load_release_video
+
+                out.append(MediaPayload("video", load_release_video(m, request.media_root)))
             else:
                 out.append(MediaPayload("video", load_video_frames(m, request.media_root, num_frames=self.num_frames)))
         return out
@@ -94,8 +101,8 @@ class MR2Adapter:
             notes = dict(items[0].notes)
             notes["forward_passes"] = float(len(items))
             if any(key in notes for key in ("frames_dropped", "frames_downscaled", "image_downscaled",
-                                            "over_max_length")):
-                log.warning("item %s: media reduced to fit the token budget: %s", req.item_id, notes)
+                                            "text_truncated", "over_max_length")):
+                log.warning("item %s: input reduced to fit the token budget: %s", req.item_id, notes)
             verdicts.append(Verdict(tuple(float(v) for v in values), raw="", usage=notes))
         return verdicts
 

@@ -1,6 +1,7 @@
 """Loading a vision-language backbone (base model, no LM head), its tokenizer, the separator token and LoRA."""
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any
 
@@ -76,22 +77,46 @@ def _image_processor(name_or_path: str, config: Any, common: dict[str, Any]) -> 
         return None
 
 
-def ensure_separator(model: Any, tokenizer: Any) -> list[int]:
-    """Add ``<|resp_sep|>`` as one special token when missing; return the separator's token ids.
+def add_special_token(tokenizer: Any, token: str) -> None:
+    """Register ``token`` as an extra special token, keeping the ones already registered.
 
-    A newly added embedding row is set to the mean of the existing rows, so re-adding it at load time
-    gives the same weights (LoRA checkpoints do not store the embedding matrix).
+    The keyword that keeps them is ``replace_extra_special_tokens`` in transformers 5 and
+    ``replace_additional_special_tokens`` in 4.x; read it off the installed signature, not the version.
     """
+    params = inspect.signature(tokenizer.add_special_tokens).parameters
+    keep = [k for k in ("replace_extra_special_tokens", "replace_additional_special_tokens") if k in params]
+    if keep:
+        tokenizer.add_special_tokens({"additional_special_tokens": [token]}, **{keep[0]: False})
+    else:  # neither keyword: an added special token leaves the registered list alone
+        tokenizer.add_tokens([token], special_tokens=True)
+
+
+def fit_embeddings(model: Any, tokenizer: Any) -> int:
+    """Give every tokenizer id an input-embedding row; return how many rows were added.
+
+    A checkpoint's tokenizer holds ``<|resp_sep|>`` while a base model from before it has no row for it
+    (LoRA checkpoints store no embedding). New rows are the mean of the existing ones, so doing this again
+    at load time gives the same weights as at training time.
+    """
+    emb = model.get_input_embeddings()
+    old = int(emb.weight.shape[0])
+    need = max(len(tokenizer), max(tokenizer.get_vocab().values(), default=-1) + 1)
+    if need <= old:  # never shrink: Qwen pads its vocabulary, Molmo2 adds rows the tokenizer does not list
+        return 0
+    model.resize_token_embeddings(need, mean_resizing=False)
+    with torch.no_grad():
+        w = model.get_input_embeddings().weight
+        w[old:] = w[:old].mean(dim=0, keepdim=True)
+    return need - old
+
+
+def ensure_separator(model: Any, tokenizer: Any) -> list[int]:
+    """Add ``<|resp_sep|>`` as one special token when missing, fit the embedding; return SEPARATOR's token ids."""
     if RESP_SEP not in tokenizer.get_vocab():
-        tokenizer.add_special_tokens({"additional_special_tokens": [RESP_SEP]},
-                                     replace_additional_special_tokens=False)
-        emb = model.get_input_embeddings()
-        old = emb.weight.shape[0]
-        if len(tokenizer) > old:
-            model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
-            with torch.no_grad():
-                w = model.get_input_embeddings().weight
-                w[old:] = w[:old].mean(dim=0, keepdim=True)
+        add_special_token(tokenizer, RESP_SEP)
+    added = fit_embeddings(model, tokenizer)
+    if added:
+        log.info("added %d input-embedding row(s) for tokens the base model lacks (%s)", added, RESP_SEP)
     sep_id = tokenizer.convert_tokens_to_ids(RESP_SEP)
     ids = tokenizer.encode(SEPARATOR, add_special_tokens=False)
     if ids.count(sep_id) != 1:

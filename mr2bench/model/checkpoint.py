@@ -18,8 +18,8 @@ import torch
 
 from .backbone import apply_lora, load_backbone, resolve_device, resolve_dtype, unwrap
 from .packing import SEPARATOR
-from .reward_model import DEFAULT_MAX_LENGTH, DEFAULT_MAX_VISION_TOKENS, RewardModel
-from .value_head import ValueHead, load_head_state
+from .reward_model import DEFAULT_MAX_LENGTH, DEFAULT_MAX_VISION_TOKENS, SCORE_POSITIONS, RewardModel
+from .value_head import HeadSpec, ValueHead, load_head_state
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,16 @@ HEAD_SAFETENSORS = "value_head.safetensors"
 HEAD_PT = "value_head.pt"
 ADAPTER_DIR = "adapter"
 FORMAT = "mr2bench"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: score_position recorded (format 1 checkpoints were read at each response's last token)
+SCORE_SCALE = "1/sqrt(hidden_size)"
+# fields that change scores: honoured below, or refused; any other field is informational
+SCORING_PREFIXES = ("value_head", "resp_", "score", "head_", "activation", "response_")
+KNOWN_FIELDS = {"format", "format_version", "base_model", "weights", "model_type", "hidden_size", "separator",
+                "attention", "max_length", "max_vision_tokens", "score_position", "score_scale",
+                "value_head_type", "value_head_hidden_dim", "value_head_activation", "value_head_input_dim",
+                "resp_repr_mode", "head_type", "head_hidden_dim", "activation", "response_representation",
+                "base_model_relative"}
+LEGACY_REPR = {"last_token": "last"}  # format 1's name
 
 
 @dataclass(frozen=True)
@@ -88,15 +97,78 @@ def read_head(source: _Source) -> dict[str, torch.Tensor]:
     return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
 
 
-def head_from_state(state: dict[str, torch.Tensor], hidden: int) -> ValueHead:
-    """A head sized from the stored weights (the first Linear is the only [D, hidden] matrix)."""
-    firsts = [v for v in state.values() if v.dim() == 2 and v.shape[1] == hidden and v.shape[0] != 1]
-    if len(firsts) != 1:
-        raise ValueError(f"cannot find the value head's first layer [D, {hidden}] in "
-                         f"{ {k: tuple(v.shape) for k, v in state.items()} }")
-    head = ValueHead(hidden, head_dim=int(firsts[0].shape[0]))
+def check_fields(cfg: dict[str, Any]) -> None:
+    """Refuse a field that would change scores and that this loader does not know (never ignore it)."""
+    unknown = sorted(k for k in cfg if k not in KNOWN_FIELDS)
+    refused = [k for k in unknown if k.startswith(SCORING_PREFIXES)]
+    if refused:
+        raise ValueError(f"{CONFIG_NAME}: unsupported field(s) {refused}; known: {sorted(KNOWN_FIELDS)}")
+    if unknown:
+        log.info("%s: informational field(s) %s", CONFIG_NAME, unknown)
+    scale = cfg.get("score_scale", SCORE_SCALE)
+    if scale != SCORE_SCALE:
+        raise ValueError(f"{CONFIG_NAME}: score_scale {scale!r} is not supported; only {SCORE_SCALE!r}")
+    sep = cfg.get("separator", SEPARATOR)
+    if sep != SEPARATOR:
+        raise ValueError(f"{CONFIG_NAME}: separator {sep!r} differs from {SEPARATOR!r}")
+
+
+def score_position(cfg: dict[str, Any]) -> str:
+    """The rule the checkpoint was trained with: its field, else format 1's rule, else the release's."""
+    if "score_position" in cfg:
+        rule = cfg["score_position"]
+    elif cfg.get("format") == FORMAT and int(cfg.get("format_version", 1)) < 2:
+        rule = "response_last_token"
+    else:
+        rule = "before_separator"
+    if rule not in SCORE_POSITIONS:
+        raise ValueError(f"{CONFIG_NAME}: score_position {rule!r} is not supported; "
+                         f"choose from {list(SCORE_POSITIONS)}")
+    return rule
+
+
+def head_spec(cfg: dict[str, Any], hidden: int, state: dict[str, torch.Tensor] | None = None) -> HeadSpec:
+    """The head the config describes (release keys first, format 1 keys second), checked against the backbone.
+
+    ``value_head_hidden_dim`` absent: read off the stored weights; present and null: the input dim (the release).
+    """
+    head_type = str(cfg.get("value_head_type", cfg.get("head_type", "mlp"))).lower()
+    activation = str(cfg.get("value_head_activation", cfg.get("activation", "silu"))).lower()
+    mode = cfg.get("resp_repr_mode", LEGACY_REPR.get(cfg.get("response_representation", "last"),
+                                                      cfg.get("response_representation")))
+    if "value_head_hidden_dim" in cfg or "head_hidden_dim" in cfg:
+        dim = cfg.get("value_head_hidden_dim", cfg.get("head_hidden_dim"))
+        dim = None if dim is None else int(dim)
+    else:
+        firsts = [v for v in (state or {}).values() if v.dim() == 2 and v.shape[0] != 1]
+        dim = int(firsts[0].shape[0]) if len(firsts) == 1 else None
+    spec = HeadSpec(hidden, head_type=head_type, hidden_dim=dim, activation=activation, repr_mode=str(mode))
+    stated = cfg.get("value_head_input_dim")
+    if stated is not None and int(stated) != spec.input_dim:
+        raise ValueError(f"{CONFIG_NAME}: value_head_input_dim {stated} does not match the backbone "
+                         f"(hidden size {hidden}, resp_repr_mode {spec.repr_mode!r} -> {spec.input_dim})")
+    if cfg.get("hidden_size") is not None and int(cfg["hidden_size"]) != hidden:
+        raise ValueError(f"{CONFIG_NAME}: hidden_size {cfg['hidden_size']} does not match the backbone's {hidden}")
+    return spec
+
+
+def head_from_state(state: dict[str, torch.Tensor], hidden: int, cfg: dict[str, Any] | None = None) -> ValueHead:
+    """The configured head, loaded from the stored weights (mismatches fail with the shapes)."""
+    head = ValueHead(hidden, spec=head_spec(cfg or {}, hidden, state))
     load_head_state(head, state)
     return head
+
+
+def _base_path(cfg: dict[str, Any], target: str, local: bool) -> str:
+    """The LoRA base: ``base_model`` where it exists, else read relative to the checkpoint folder
+    (``base_model_relative``, or a relative ``base_model``), so a moved run folder still loads."""
+    base = str(cfg["base_model"])
+    if not local or (Path(base).is_absolute() and Path(base).exists()):
+        return base
+    for rel in (cfg.get("base_model_relative"), base):
+        if rel and not Path(rel).is_absolute() and (Path(target) / rel).exists():
+            return str(Path(target) / rel)
+    return base
 
 
 def load_reward_model(target: str, opts: LoadOptions | None = None) -> RewardModel:
@@ -104,10 +176,13 @@ def load_reward_model(target: str, opts: LoadOptions | None = None) -> RewardMod
     opts = opts or LoadOptions()
     source = _Source(target, opts)
     cfg = read_config(source)
+    check_fields(cfg)
+    rule = score_position(cfg)
+    HeadSpec(1, **{k: v for k, v in _enum_fields(cfg).items()})  # bad names fail before the backbone loads
     device = resolve_device(opts.device)
     dtype = resolve_dtype(opts.dtype, device)
     lora = cfg.get("format") == FORMAT and cfg.get("weights") == "lora"
-    base_name = cfg["base_model"] if lora else target
+    base_name = _base_path(cfg, target, source.local) if lora else target
     model, tokenizer, image_processor = load_backbone(
         base_name, dtype=dtype, device=device, trust_remote_code=opts.trust_remote_code,
         cache_dir=opts.cache_dir, revision=None if lora else opts.revision)
@@ -119,28 +194,42 @@ def load_reward_model(target: str, opts: LoadOptions | None = None) -> RewardMod
                      attention=opts.attention or cfg.get("attention", "causal"),
                      max_length=opts.max_length or int(cfg.get("max_length", DEFAULT_MAX_LENGTH)),
                      max_vision_tokens=opts.max_vision_tokens
-                     or int(cfg.get("max_vision_tokens", DEFAULT_MAX_VISION_TOKENS)))
+                     or int(cfg.get("max_vision_tokens", DEFAULT_MAX_VISION_TOKENS)),
+                     score_position=rule)
     if lora:
         from peft import PeftModel
 
         kwargs = {"subfolder": ADAPTER_DIR} if not source.local else {}
         path = str(Path(target) / ADAPTER_DIR) if source.local else target
         rm.backbone = PeftModel.from_pretrained(rm.backbone, path, is_trainable=False, **kwargs)
-    rm.head = head_from_state(read_head(source), int(unwrap(rm.backbone).config.get_text_config().hidden_size))
-    sep = cfg.get("separator", SEPARATOR)
-    if sep != SEPARATOR:
-        raise ValueError(f"checkpoint separator {sep!r} differs from {SEPARATOR!r}")
+    hidden = int(unwrap(rm.backbone).config.get_text_config().hidden_size)
+    rm.head = head_from_state(read_head(source), hidden, cfg)
     return rm.to(device).eval()
+
+
+def _enum_fields(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The head fields that are names, for an early check."""
+    out: dict[str, Any] = {}
+    for key, legacy, name in (("value_head_type", "head_type", "head_type"),
+                              ("value_head_activation", "activation", "activation")):
+        if key in cfg or legacy in cfg:
+            out[name] = str(cfg.get(key, cfg.get(legacy))).lower()
+    if "resp_repr_mode" in cfg:
+        out["repr_mode"] = cfg["resp_repr_mode"]
+    return out
 
 
 def reward_model_config(rm: RewardModel, *, base_model: str, weights: str, extra: dict[str, Any] | None = None
                         ) -> dict[str, Any]:
-    head = rm.head
+    """The release's head fields plus mr2bench's (score position, attention, budgets)."""
+    spec = rm.head.spec
     return {"format": FORMAT, "format_version": FORMAT_VERSION, "base_model": base_model, "weights": weights,
-            "model_type": rm.family, "hidden_size": head.hidden_size, "head_type": "mlp",
-            "head_hidden_dim": head.net[0].out_features, "activation": "silu", "score_scale": "1/sqrt(hidden_size)",
-            "response_representation": "last_token", "separator": SEPARATOR, "attention": rm.attention,
-            "max_length": rm.max_length, "max_vision_tokens": rm.max_vision_tokens, **(extra or {})}
+            "model_type": rm.family, "hidden_size": spec.hidden_size, "value_head_type": spec.head_type,
+            "value_head_hidden_dim": rm.head.linears[0].out_features if spec.head_type == "mlp" else None,
+            "value_head_activation": spec.activation, "value_head_input_dim": spec.input_dim,
+            "resp_repr_mode": spec.repr_mode, "score_scale": SCORE_SCALE, "score_position": rm.score_position,
+            "separator": SEPARATOR, "attention": rm.attention, "max_length": rm.max_length,
+            "max_vision_tokens": rm.max_vision_tokens, **(extra or {})}
 
 
 def save_reward_model(rm: RewardModel, out_dir: str | Path, *, base_model: str, merge: bool = False,

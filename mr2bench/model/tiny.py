@@ -69,21 +69,37 @@ SIZES: dict[str, dict[str, int]] = {
 }
 
 
-def build_tokenizer(vocab_size: int = 400, family: str = "qwen2_5_vl") -> Any:
-    """A byte-level BPE trained in process, with the Qwen special tokens and ``<|resp_sep|>``.
+# Qwen2's pre-tokenizer split (its tokenizer.json): punctuation keeps the newlines after it, so a trained BPE
+# merges ".\n\n" into one token, as the real Qwen vocabulary does before a separator
+QWEN_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+"
+              r"|\s+(?!\S)|\s+")
+_PARAGRAPHS = ["The answer is yes.\n\nThe answer is no.\n\n", "It is blue!\n\nIt is red.\n\nDone.\n\n",
+               "First point.\n\nSecond point.\n\n"] * 3
 
+
+def build_tokenizer(vocab_size: int = 400, family: str = "qwen2_5_vl", separator: bool = True,
+                    qwen_split: bool = False) -> Any:
+    """A byte-level BPE trained in process, with the Qwen special tokens (and ``<|resp_sep|>`` unless
+    ``separator=False``, like every real base tokenizer).
+
+    ``qwen_split``: Qwen2's pre-tokenizer regex and some paragraph text, so ``".\n\n"`` is one token.
     For ``molmo2`` also Molmo2's image tokens and a chat template with its layout.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    if qwen_split:
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(QWEN_SPLIT), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    else:
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    special = QWEN_SPECIAL + (MOLMO2_SPECIAL if family == "molmo2" else [])
+    special = [t for t in QWEN_SPECIAL if separator or t != RESP_SEP] + (MOLMO2_SPECIAL if family == "molmo2" else [])
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(_SENTENCES, trainer)
+    tok.train_from_iterator(_SENTENCES + (_PARAGRAPHS if qwen_split else []), trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
                                    padding_side="right", additional_special_tokens=special[1:])
     fast.chat_template = MOLMO2_CHAT_TEMPLATE if family == "molmo2" else CHAT_TEMPLATE
@@ -168,12 +184,16 @@ def build_model(family: str, size: str = "tiny", seed: int = 0, tokenizer: Any =
     return model.eval(), tok
 
 
-def save_tiny_model(out_dir: str | Path, family: str = "qwen2_5_vl", size: str = "tiny", seed: int = 0) -> Path:
-    """Write a loadable model folder (config, safetensors, tokenizer, image (and Molmo2 video) processor config)."""
+def save_tiny_model(out_dir: str | Path, family: str = "qwen2_5_vl", size: str = "tiny", seed: int = 0,
+                    tokenizer: Any = None) -> Path:
+    """Write a loadable model folder (config, safetensors, tokenizer, image (and Molmo2 video) processor config).
+
+    ``tokenizer``: e.g. ``build_tokenizer(separator=False)`` for a base that lacks ``<|resp_sep|>``.
+    """
     from transformers import Qwen2VLImageProcessorPil
 
     out = Path(out_dir)
-    model, tok = build_model(family, size, seed)
+    model, tok = build_model(family, size, seed, tokenizer=tokenizer)
     model.save_pretrained(out)
     tok.save_pretrained(out)
     if family == "molmo2":
