@@ -13,7 +13,8 @@ from .schema import DataError
 
 
 def _clean(value: Any) -> Any:
-    """NaN/inf are not JSON; store them as None rather than writing invalid files."""
+    """NaN/inf are not JSON; store them as None rather than writing invalid files. Per-item records never
+    rely on this: adapter scores are checked finite before a record is made (schema.check_scores)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
@@ -24,7 +25,7 @@ def _clean(value: Any) -> Any:
 
 
 def dumps(obj: Any) -> str:
-    return json.dumps(_clean(obj), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(_clean(obj), sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def read_json(path: str | Path) -> dict[str, Any]:
@@ -48,8 +49,8 @@ def file_sha256(path: str | Path) -> str:
 
 
 def write_json(path: str | Path, obj: Any) -> None:
-    Path(path).write_text(json.dumps(_clean(obj), sort_keys=True, ensure_ascii=False, indent=2) + "\n",
-                          encoding="utf-8")
+    Path(path).write_text(json.dumps(_clean(obj), sort_keys=True, ensure_ascii=False, indent=2, allow_nan=False)
+                          + "\n", encoding="utf-8")
 
 
 def write_jsonl(path: str | Path, rows: Iterable[Any]) -> int:

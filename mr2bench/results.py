@@ -5,6 +5,7 @@ the response shown k-th, so any metric can be recomputed from the records alone 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -30,6 +31,11 @@ class ItemRecord:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
         if sorted(self.permutation) != list(range(len(self.rankings))):
             raise ValueError(f"permutation {self.permutation} is not a permutation of {len(self.rankings)}")
+        if self.status == "ok" and self.scores is None:
+            raise ValueError("status 'ok' without scores")
+        _check_stored_scores(self.scores, len(self.rankings))
+        for run in self.extra.get("permutation_runs", ()):
+            _check_stored_scores(run.get("scores"), len(self.rankings))
 
     def to_json(self) -> dict[str, Any]:
         # by hand: dataclasses.asdict deep-copies and was a third of the evaluator's per-item time
@@ -47,8 +53,28 @@ class ItemRecord:
                    extra=row.get("extra") or {})
 
 
+def _check_stored_scores(scores: Any, n: int) -> None:
+    """Stored scores are None or n finite numbers (records of older versions may hold null for inf)."""
+    if scores is None:
+        return
+    if len(scores) != n or not all(type(s) in (float, int) and math.isfinite(s) for s in scores):
+        raise ValueError(f"scores must be {n} finite numbers, got {list(scores)!r}"[:200])
+
+
+def usable(row: dict[str, Any]) -> bool:
+    """A stored row that is a valid, finished record (failed or malformed ones are retried on resume)."""
+    if row.get("status") == "failed":
+        return False
+    try:
+        ItemRecord.from_json(row)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return False
+    return True
+
+
 RESULTS_KEYS = (
     "schema_version", "benchmark", "benchmark_version", "hub_id", "revision", "split", "protocol",
     "primary_metric", "headline_metric", "metrics", "per_category", "ci95", "n_items", "n_scored",
-    "n_failed", "n_parse_failures", "seed", "model", "permutations", "packages", "git_sha", "command",
+    "n_failed", "n_parse_failures", "failure_reasons", "seed", "model", "permutations", "packages", "git_sha",
+    "command",
 )

@@ -14,15 +14,19 @@ from pathlib import Path
 from typing import Any
 
 from .jsonl import dumps, read_jsonl
-from .results import ItemRecord
+from .results import ItemRecord, usable
+from .schema import DataError
 
 SAMPLES = "samples.jsonl"
 FSYNC_EVERY = 256
 
 
 def read_records(path: Path) -> Iterator[ItemRecord]:
-    for row in read_jsonl(path):
-        yield ItemRecord.from_json(row)
+    for i, row in enumerate(read_jsonl(path), start=1):
+        try:
+            yield ItemRecord.from_json(row)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise DataError(f"not a valid record: {exc}", file=str(path), row=i) from None
 
 
 def repair_tail(path: Path) -> None:
@@ -53,19 +57,20 @@ def _part_files(bench_dir: Path) -> list[Path]:
 
 
 def prepare_resume(bench_dir: Path) -> int:
-    """Rank 0, before scoring: repair tails and drop failed records (they are retried). Returns how many."""
+    """Rank 0, before scoring: repair tails and drop failed records and records that are not valid (an
+    older version's null scores): they are retried. Returns how many."""
     dropped = 0
     for path in [bench_dir / SAMPLES, *_part_files(bench_dir)]:
         if not path.is_file():
             continue
         repair_tail(path)
-        n_failed = sum(r.get("status") == "failed" for r in read_jsonl(path))
-        if n_failed:
-            dropped += n_failed
+        n_bad = sum(not usable(r) for r in read_jsonl(path))
+        if n_bad:
+            dropped += n_bad
             tmp = path.with_suffix(".tmp")
             with open(tmp, "w", encoding="utf-8") as fh:
                 for r in read_jsonl(path):
-                    if r.get("status") != "failed":
+                    if usable(r):
                         fh.write(dumps(r) + "\n")
             tmp.replace(path)
     return dropped

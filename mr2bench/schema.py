@@ -224,18 +224,35 @@ class ModelAdapter(Protocol):
     def score(self, request: ScoringRequest) -> Sequence[float] | Verdict: ...
 
 
+def _score_value(value: Any, pos: int) -> float:
+    """One adapter score as a finite float; bools, strings, None and nested sequences are refused (float()
+    would accept True and "1.5" and pass inf, which no ranking can use)."""
+    kind = getattr(getattr(value, "dtype", None), "kind", "")  # numpy / torch scalars carry a dtype
+    if (isinstance(value, (bool, str, bytes)) or value is None or kind == "b"
+            or getattr(value, "ndim", 0) or isinstance(value, (Sequence, Mapping))):
+        raise DataError(f"adapter returned a non-numeric score at position {pos}: "
+                        f"{type(value).__name__} {str(value)[:40]!r}", field="scores")
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise DataError(f"adapter returned a non-numeric score at position {pos}: "
+                        f"{type(value).__name__} {str(value)[:40]!r}", field="scores") from None
+    if not math.isfinite(out):
+        raise DataError(f"adapter returned a non-finite score at position {pos}: "
+                        f"{'NaN' if math.isnan(out) else out}", field="scores")
+    return out
+
+
 def check_scores(scores: Sequence[float] | Verdict, n: int) -> tuple[float, ...] | None:
-    """Validate an adapter's output for n responses; None means an unreadable verdict."""
+    """Validate an adapter's output for n responses: n finite numbers; None means an unreadable verdict.
+    Adapter output is untrusted: anything else is a DataError (the item fails, the run goes on)."""
     if isinstance(scores, Verdict):
         if scores.scores is None:
             return None
         scores = scores.scores
-    try:
-        values = tuple(float(s) for s in scores)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"adapter returned non-numeric scores: {exc}", field="scores") from None
+    if isinstance(scores, (str, bytes, Mapping)) or not hasattr(scores, "__iter__"):
+        raise DataError(f"adapter returned {type(scores).__name__}, not a list of {n} scores", field="scores")
+    values = tuple(_score_value(s, i) for i, s in enumerate(scores))
     if len(values) != n:
         raise DataError(f"adapter returned {len(values)} scores for {n} responses", field="scores")
-    if any(math.isnan(v) for v in values):
-        raise DataError("adapter returned NaN", field="scores")
     return values

@@ -42,8 +42,12 @@ def test_two_processes_equal_one(tmp_path):
     for bench in ("mr2bench-image", "mr2bench-video"):
         a, b = tmp_path / "one" / "random" / bench, tmp_path / "two" / "random" / bench
         assert (a / "samples.jsonl").read_bytes() == (b / "samples.jsonl").read_bytes()
+        assert (a / "fingerprint.json").read_bytes() == (b / "fingerprint.json").read_bytes()
+
         assert not list(b.glob("samples.rank*"))
-        strip = lambda p: {k: v for k, v in json.loads(p.read_text()).items() if k not in VOLATILE}
+        # runtime says how each run ran (its device and process count), so it differs by design
+        strip = lambda p: {k: v for k, v in json.loads(p.read_text()).items() if k not in (*VOLATILE, "runtime")}
         assert strip(a / "results.json") == strip(b / "results.json")
+        assert json.loads((b / "results.json").read_text())["runtime"]["processes"] == 2
     assert json.loads((tmp_path / "one" / "random" / "summary.json").read_text()) == json.loads(
         (tmp_path / "two" / "random" / "summary.json").read_text())

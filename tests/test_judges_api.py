@@ -342,7 +342,7 @@ def test_evaluate_model_vlrb_end_to_end(server, tmp_path):
         gold = r["rankings"].index(1)
         picked = max(range(2), key=lambda i: r["scores"][i])
         assert picked == (r["permutation"][0] if mode == "#first" else gold)
-        correct[r["category"]].append(int(picked == gold))
+        correct[r["category"].split("/")[0]].append(int(picked == gold))  # "group/source"
     assert statuses == Counter({("plain", "ok"): 3, ("#first", "ok"): 2, ("#429", "ok"): 1,
                                 ("#malformed", "parse_failure"): 1, ("#500", "failed"): 1})
     assert len({tuple(r["permutation"]) for r in recs.values()}) == 2   # both orders occur (seeded)

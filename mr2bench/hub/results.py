@@ -159,8 +159,24 @@ def stage_results(run_dir: str | Path, stage_dir: str | Path, *, repo_id: str | 
     for name, src in run_extras(run_dir).items():
         shutil.copyfile(src, stage_dir / name)
     (stage_dir / "README.md").write_text(render_card("results.md.j2", ctx), encoding="utf-8")
+    refuse_secrets(stage_dir, [*names, *run_extras(run_dir), "README.md"], run_dir)
     return ResultsStage(stage_dir=stage_dir, run_dir=run_dir, model=ctx["model"], benchmarks=tuple(benchmarks),
                         run_hash=folder_digest(run_dir, names), configs=tuple(ctx["configs"]))
+
+
+def refuse_secrets(stage_dir: Path, names: list[str], run_dir: Path) -> None:
+    """The write edge: evaluate-model scrubs at the source, so a credential here came from elsewhere."""
+    from ..secrets import has_secret
+
+    for name in names:
+        path = stage_dir / name
+        if path.suffix.lower() == ".png" or not has_secret(path.read_text(encoding="utf-8", errors="replace")):
+            continue
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        row = next((i for i, line in enumerate(lines, 1) if has_secret(line)), None)
+        raise DataError("holds what looks like a credential (an API key, a token, or a URL with user info or a "
+                        "key); nothing was uploaded. Remove it, or rerun evaluate-model, which scrubs them",
+                        file=str(run_dir / name if (run_dir / name).is_file() else path), row=row)
 
 
 def validate_results_stage(staged: ResultsStage) -> None:

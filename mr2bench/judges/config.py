@@ -19,7 +19,8 @@ class JudgeConfig:
     max_tokens: int = 1024
     # API only
     concurrency: int = 4
-    timeout: float = 120.0        # seconds per HTTP request
+    timeout: float = 120.0        # total seconds per HTTP try, connect to last byte
+    max_response_bytes: int = 10_000_000  # a longer reply fails the item without being read
     max_retries: int = 5          # retries after the first try, on 429 / 5xx / timeouts / dropped connections
     backoff: float = 1.0          # first wait in seconds, doubled each retry (Retry-After wins when sent)
     max_backoff: float = 60.0
@@ -35,6 +36,10 @@ class JudgeConfig:
             raise DataError("must be >= 1", field="model-arg concurrency")
         if self.max_tokens < 1:
             raise DataError("must be >= 1", field="model-arg max_tokens")
+        if self.timeout <= 0:
+            raise DataError("must be > 0", field="model-arg timeout")
+        if self.max_response_bytes < 1:
+            raise DataError("must be >= 1", field="model-arg max_response_bytes")
         if self.samples > 1 and self.sampling_temperature <= 0:
             raise DataError("k > 1 samples need temperature > 0", field="model-arg temperature")
 
@@ -51,7 +56,8 @@ class JudgeConfig:
         return 1.0 if self.samples == 1 else 0.2
 
 
-API_ONLY = frozenset({"concurrency", "timeout", "max_retries", "backoff", "max_backoff", "price_in", "price_out"})
+API_ONLY = frozenset({"concurrency", "timeout", "max_response_bytes", "max_retries", "backoff", "max_backoff",
+                      "price_in", "price_out"})
 
 
 def judge_config(extra: Mapping[str, Any], *, kind: str) -> JudgeConfig:
