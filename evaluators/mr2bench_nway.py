@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from mr2bench.build_folder import check_build_folder
 from mr2bench.registry import BenchmarkSpec, register_benchmark
 from mr2bench.schema import BenchmarkItem, DataError
 
@@ -33,15 +34,21 @@ _PROTOCOL = ("arXiv 2604.10966 (MR^2Bench; no official scorer released, github y
 
 def _spec(kind: str) -> BenchmarkSpec:
     return register_benchmark(BenchmarkSpec(
-        name=f"mr2bench-{kind}", version="1.0.0", hub_id="yinuoy/MR2Bench", split="test",
+        name=f"mr2bench-{kind}", version="1.1.0", hub_id="yinuoy/MR2Bench", split="test", config="items",
         primary_metric="best_of_n", aggregation="micro", tie_policy="split",
         parse_policy="seeded_random", order_policy="shuffle",
         loader=f"mr2bench.evaluators.mr2bench_nway:load_{kind}",
         description=f"MR^2Bench-{kind.title()}: 4-response items sampled from full human rankings; "
                     "best-of-4 accuracy (chance 25%).",
         protocol=_PROTOCOL, judge_prompt="nway_best_v1",
-        changelog=("2026-04-20 1.0.0: first version",),
+        changelog=("2026-04-20 1.0.0: first version",
+                   "2026-04-27 1.1.0: a published folder reads its README's 'items' config (never the "
+                   "full_rankings shards); layout check"),
     ))
+
+
+# every pair of names row_to_item reads
+LAYOUTS = tuple((r, k) for r in ("responses", "candidates", "answers") for k in ("rankings", "ranking", "ranks"))
 
 
 IMAGE_SPEC = _spec("image")
@@ -77,8 +84,11 @@ def row_to_item(row: dict[str, Any], index: int = 0, kind: str = "image") -> Ben
 def _load(kind: str, data_dir: Path | None, spec: BenchmarkSpec, limit: int | None
           ) -> Iterator[BenchmarkItem | BadRow]:
     root = Path(data_dir) if data_dir is not None else None
+    if root is not None:
+        check_build_folder(root)   # a build folder must match its manifest (crash-safe builds)
     rows = iter_rows(root, spec, prefer=("items.parquet",))
-    return converted(rows, lambda row, index: row_to_item(row, index, kind), limit, root)
+    return converted(rows, lambda row, index: row_to_item(row, index, kind), limit, root,
+                     layouts=LAYOUTS, benchmark=spec.name)
 
 
 def load_image(data_dir: Path | None, spec: BenchmarkSpec = IMAGE_SPEC, limit: int | None = None):

@@ -18,9 +18,9 @@ from mr2bench.schema import BenchmarkItem, DataError
 from ._common import BadRow, converted, iter_rows, media_from, pick
 
 SPEC = register_benchmark(BenchmarkSpec(
-    name="multimodal-rewardbench", version="1.0.0", hub_id="syhuggingface/multimodal_rewardbench",
+    name="multimodal-rewardbench", version="1.1.0", hub_id="syhuggingface/multimodal_rewardbench",
     split="test", primary_metric="accuracy", aggregation="micro",
-    tie_policy="strict", parse_policy="seeded_random", order_policy="fixed",
+    tie_policy="strict", parse_policy="ordered_random", order_policy="fixed",
     loader="mr2bench.evaluators.multimodal_rewardbench:load",
     categories=("general_correctness", "general_preference", "knowledge", "reasoning/math",
                 "reasoning/coding", "safety/bias", "safety/toxicity", "vqa"),
@@ -28,12 +28,18 @@ SPEC = register_benchmark(BenchmarkSpec(
     protocol="facebookresearch/multimodal_rewardbench scripts/2_get_accuracy.py @b4b92cd: micro "
              "accuracy over all items plus per category; safety split bias (ids 'pairs*') / toxicity, "
              "reasoning split math (ids 'math*') / coding; fixed order Output1 = A; unparseable verdict "
-             "-> seeded random pick (official: random.seed(123); here rng_for(seed, 'parse-fallback', id)). "
-             "Scalar models: strict score(better) > score(worse).",
+             "-> the official fallback: random.seed(123) once, one random.random() < 0.5 draw (A, else B) "
+             "per unreadable verdict in the loader's order, and a call that failed outright (the official "
+             "'None') takes the same fallback; recomputed from the records at scoring and at rescore. "
+             "Judge max_tokens 1024, text before the image. Scalar models: strict score(better) > "
+             "score(worse).",
     judge_prompt="mmrb_pairwise_v1",
-    changelog=("2026-04-20 1.0.0: first version",),
+    changelog=("2026-04-20 1.0.0: first version",
+               "2026-04-27 1.1.0: the official parse fallback (one seed-123 stream in loader order, failed "
+               "calls included) instead of a per-item seeded pick; layout check"),
 ))
 
+LAYOUTS = (("Output1", "Output2", "Better"), ("output1", "output2", "better"))
 _CATEGORY = {"open_generation/correctness_task": "general_correctness",
              "open_generation/preference_task": "general_preference",
              "correctness": "general_correctness", "preference": "general_preference"}
@@ -75,7 +81,7 @@ def load(data_dir: Path | None, spec: BenchmarkSpec = SPEC, limit: int | None = 
     rows = iter_rows(root, spec, prefer=("all_data.json", "data/all_data.json"))
     if root is not None and not (root / "all_data.json").is_file() and (root / "data" / "all_data.json").is_file():
         rows = _prefixed(rows, "data/")  # the build script writes data/all_data.json + data/images/
-    return converted(rows, row_to_item, limit, root)
+    return converted(rows, row_to_item, limit, root, layouts=LAYOUTS, benchmark=spec.name)
 
 
 def _prefixed(rows, prefix: str):

@@ -5,7 +5,7 @@ Assumed and mapped tolerantly: id (``id``/``ID``/``idx``/``index``), prompt (``p
 ``chosen``/``rejected`` (or ``response`` list + ``human_ranking``/``rankings``/``preference``), video
 (``video``/``video_path``/``video_file``/``video_name``: a file decoded with PyAV or a folder of frames,
 relative to the root, ``videos/`` tried as a prefix), dimension (``dimension``/``category``/``task_type``/
-``aspect``) normalised to the five names below.
+``aspect``) normalised to the five names below. Any other column name: ``--field videorewardbench:chosen=THEIRS``.
 """
 from __future__ import annotations
 
@@ -34,6 +34,9 @@ SPEC = register_benchmark(BenchmarkSpec(
     changelog=("2026-04-20 1.0.0: first version (schema assumed, see module docstring)",),
 ))
 
+# every pair of names the converter reads (the schema is unverified: --field maps any other)
+LAYOUTS = (("chosen", "rejected"),) + tuple((r, k) for r in ("response", "responses")
+                                            for k in ("human_ranking", "rankings", "ranking"))
 _DIMENSIONS = {"longformperception": "long_form_perception", "longperception": "long_form_perception",
                "long": "long_form_perception", "shortformperception": "short_form_perception",
                "shortperception": "short_form_perception", "short": "short_form_perception",
@@ -72,4 +75,5 @@ def row_to_item(row: dict[str, Any], index: int = 0, root: Path | None = None) -
 def load(data_dir: Path | None, spec: BenchmarkSpec = SPEC, limit: int | None = None
          ) -> Iterator[BenchmarkItem | BadRow]:
     root = Path(data_dir) if data_dir is not None else None
-    return converted(iter_rows(root, spec), lambda row, index: row_to_item(row, index, root), limit, root)
+    return converted(iter_rows(root, spec), lambda row, index: row_to_item(row, index, root), limit, root,
+                     layouts=LAYOUTS, benchmark=spec.name)

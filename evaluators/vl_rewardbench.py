@@ -1,9 +1,14 @@
-"""VL-RewardBench (Li et al., CVPR'25): 1,250 image + query + 2-response pairs, three groups.
+"""VL-RewardBench (Li et al., CVPR'25): image + query + 2-response pairs, three groups, six sources.
 
-Hub ``MMInstruction/VL-RewardBench`` split ``test``: ``id``, ``query``, ``response`` (2), ``image`` (Image
-feature), ``human_ranking`` (0 = better). The R1-Reward re-export (``prompt``/``chosen``/``rejected``/
-``image`` path) is read too. Ids repeat (25 in the pre-fix export), so the item id is the source id plus
-a hash of query + sorted responses, the official ``cal.py`` grouping key.
+Hub ``MMInstruction/VL-RewardBench`` (config ``default``, split ``test``): 1,247 rows since the data commit
+"Upload dataset (#7)" (1,250 before; the paper's count). That commit's sha could not be read offline, so
+``revision`` stays None (the Hub's main) and ``results.json`` records the sha actually resolved; pin one
+with ``--source vl-rewardbench=MMInstruction/VL-RewardBench@SHA``. Fields: ``id``, ``query``, ``response``
+(2), ``image`` (Image feature), ``human_ranking`` (0 = better). The R1-Reward re-export
+(``prompt``/``chosen``/``rejected``/``image`` path) is read too. Ids repeat (25 in the pre-fix export), so
+the item id is the source id plus a hash of query + sorted responses, the official ``cal.py`` grouping
+key. Category ``group/source`` (``hallucination/povid``): groups for the macro average, sources for
+cal.py's per-source accuracies.
 """
 from __future__ import annotations
 
@@ -18,7 +23,8 @@ from mr2bench.schema import BenchmarkItem, DataError
 from ._common import BadRow, converted, iter_rows, media_from, pick, short_hash
 
 SPEC = register_benchmark(BenchmarkSpec(
-    name="vl-rewardbench", version="1.0.0", hub_id="MMInstruction/VL-RewardBench", split="test",
+    name="vl-rewardbench", version="1.1.0", hub_id="MMInstruction/VL-RewardBench", split="test",
+    config="default", hub_files=("README.md", "data/*"),
     primary_metric="macro_accuracy", headline="macro_accuracy", aggregation="macro",
     tie_policy="strict", parse_policy="exclude", order_policy="shuffle",
     loader="mr2bench.evaluators.vl_rewardbench:load",
@@ -28,23 +34,37 @@ SPEC = register_benchmark(BenchmarkSpec(
              "'hallucination_pair' = hallucination, the post-7918386 mapping); unparseable verdicts "
              "excluded from numerator and denominator; accuracy per group, overall = micro, macro = mean "
              "of the 3 groups (the MR^2 table's VL-RB column). Scalar models: strict score(chosen) > "
-             "score(rejected). Order: seeded shuffle per item (official: unseeded coin).",
+             "score(rejected). Per-source accuracies as cal.py (povid, rlaif-v, rlhf-v, vlfeedback, "
+             "wildvision-battle, reasoning_tasks). Judges: k votes by strict majority of all k (T 0.2 / "
+             "top_p 0.2 when k > 1, as official). Deviations that remain: a parsed 'Answer N' with N "
+             "outside 1..2 is unreadable here (official: it agrees unless N is the rejected position); "
+             "the k samples share one seeded order (official: a fresh unseeded coin per sample); judge "
+             "max_tokens defaults to 1024 (official 2048: pass --model-arg max_tokens=2048).",
     judge_prompt="vlrb_pairwise_v1",
-    changelog=("2026-04-20 1.0.0: first version",),
+    changelog=("2026-04-20 1.0.0: first version",
+               "2026-04-27 1.1.0: 1,247 rows on the Hub (docstring); category group/source with cal.py's "
+               "per-source accuracies; layout check (response + human_ranking, or chosen + rejected); "
+               "remaining judge deviations named in the protocol"),
 ))
 
-_REASONING = ("mathverse", "mmmu")
-_HALLUCINATION = ("hallucination", "rlaif", "rlhf")
+LAYOUTS = (("response", "human_ranking"), ("chosen", "rejected"))
+# cal.py get_dataset_from_id: id prefix (text before the first '_' or '-') -> source; anything else
+# (jailbreak, politics, svit, LRVInstruction, ...) is vlfeedback. Matched case-insensitively here
+# (cal.py: exact case; the same on the real ids).
+_SOURCES = {"rlaif": "rlaif-v", "rlhf": "rlhf-v", "mathverse": "reasoning_tasks", "mmmu": "reasoning_tasks",
+            "wildvision": "wildvision-battle", "hallucination": "povid"}
+_GROUPS = {"vlfeedback": "general", "povid": "hallucination", "reasoning_tasks": "reasoning",
+           "rlhf-v": "hallucination", "rlaif-v": "hallucination", "wildvision-battle": "general"}
+
+
+def source_from_id(raw_id: str) -> str:
+    prefix = re.split(r"[_-]", raw_id, maxsplit=1)[0].lower()
+    return _SOURCES.get(prefix, "vlfeedback")
 
 
 def category_from_id(raw_id: str) -> str:
-    """cal.py's source mapping, case-insensitive (R1-Reward's case-sensitive port misfiles RLHF-V)."""
-    prefix = re.split(r"[_-]", raw_id, maxsplit=1)[0].lower()
-    if prefix in _HALLUCINATION:
-        return "hallucination"
-    if prefix in _REASONING:
-        return "reasoning"
-    return "general"
+    """cal.py's group (the macro average's unit) from the id prefix."""
+    return _GROUPS[source_from_id(raw_id)]
 
 
 def row_to_item(row: dict[str, Any], index: int = 0) -> BenchmarkItem:
@@ -52,9 +72,9 @@ def row_to_item(row: dict[str, Any], index: int = 0) -> BenchmarkItem:
     query = pick(row, "query", "prompt", "question", default="")
     if isinstance(query, str):
         query = query.replace("<image>\n", "").replace("<image>", "")  # the official code strips it
-    if "response" in row or "responses" in row:
-        responses = list(pick(row, "response", "responses"))
-        ranking = pick(row, "human_ranking", "rankings", "ranking")
+    if "response" in row:
+        responses = list(row["response"])
+        ranking = pick(row, "human_ranking")
         if ranking is None:
             raise DataError("missing human_ranking", field="human_ranking")
         ranking = [int(r) for r in ranking]
@@ -70,11 +90,11 @@ def row_to_item(row: dict[str, Any], index: int = 0) -> BenchmarkItem:
     return BenchmarkItem(
         id=f"{raw_id}@{short_hash(query, *sorted(responses))}", prompt=query, responses=tuple(responses),
         rankings=tuple(rankings), media=(image,) if image else (), models=tuple(models),
-        category=category_from_id(raw_id), group=raw_id,
+        category=f"{category_from_id(raw_id)}/{source_from_id(raw_id)}", group=raw_id,
         meta={"source_id": raw_id, "query_source": pick(row, "query_source", default="")})
 
 
 def load(data_dir: Path | None, spec: BenchmarkSpec = SPEC, limit: int | None = None
          ) -> Iterator[BenchmarkItem | BadRow]:
     root = Path(data_dir) if data_dir is not None else None
-    return converted(iter_rows(root, spec), row_to_item, limit, root)
+    return converted(iter_rows(root, spec), row_to_item, limit, root, layouts=LAYOUTS, benchmark=spec.name)

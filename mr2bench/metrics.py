@@ -14,7 +14,13 @@ Rules (see ../shared/reference/benchmarks.md):
   a model tie on such a pair earns 1/2 (its expected value under a random tie-break).
 - Kendall tau-b between gold order (-rank) and scores; 0.0 when undefined (all scores equal).
 - exact order: every pair with different gold ranks strictly ordered as gold.
-- ``acc_plus``: share of groups (MM-RLHF prompt ids) whose scored items are all correct.
+- ``acc_plus``: share of groups (MM-RLHF prompt ids) whose items are all correct; a group holding a
+  failed item is not all correct (declared deviation: the official script never sees a failed pair).
+- ``n_score_ties``: scored items whose maximum score is shared by two or more responses (the case the
+  tie policy decides); ``n_groups_with_failures``: groups holding a failed item.
+- parse policy ``ordered_random`` (Multimodal RewardBench ``2_get_accuracy.py``): one ``random.Random(123)``
+  for the run and one ``random() < 0.5`` draw (A, else B) per unreadable verdict or failed call, in the
+  loader's order (``ordered_fallback_picks``; the same at scoring and at rescore).
 - ``macro_accuracy``: mean over top-level categories of their accuracy (VL-RewardBench).
 A category ``a/b`` counts in both ``a/b`` and ``a`` (Multimodal RewardBench sub-splits).
 """
@@ -22,7 +28,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,27 +120,61 @@ class Outcome:
     pairwise: float | None = None
     tau: float | None = None
     exact: float | None = None
+    tie: bool = False                       # the top score is shared (the tie policy decided)
+
+
+FALLBACK_SEED = 123  # multimodal_rewardbench scripts/2_get_accuracy.py: random.seed(123), once
+
+
+def ordered_fallback_picks(needs_fallback: Sequence[bool], seed: int = FALLBACK_SEED) -> list[int | None]:
+    """One ``random.random() < 0.5`` draw (0 = A, else 1 = B) per True, in order, from one seeded stream."""
+    import random
+
+    rnd = random.Random(seed)
+    return [(0 if rnd.random() < 0.5 else 1) if need else None for need in needs_fallback]
+
+
+def with_ordered_fallbacks(records: Iterable[Any], parse_policy: str) -> Iterable[Any]:
+    """Records in loader order (``extra.index``) with ``extra.fallback_pick`` set on each unreadable or
+    failed one, for the ``ordered_random`` parse policy; other policies: the records unchanged."""
+    if parse_policy != "ordered_random":
+        return records
+    from dataclasses import replace
+
+    recs = sorted(records, key=lambda r: r.extra.get("index", 0))
+    picks = ordered_fallback_picks([r.scores is None and bool(r.rankings) for r in recs])
+    return [r if p is None else replace(r, extra={**r.extra, "fallback_pick": r.permutation[p] if r.permutation else p})
+            for r, p in zip(recs, picks)]
+
+
+def is_tie(scores: Sequence[float]) -> bool:
+    top = max(scores)
+    return sum(1 for s in scores if s == top) > 1
 
 
 def item_outcome(rankings: Sequence[int], scores: Sequence[float] | None, tie_policy: str,
                  *, status: str = "ok", parse_policy: str = "exclude",
                  fallback_pick: int | None = None) -> Outcome:
     """One item's contribution. ``scores`` is None for failed items and unreadable verdicts."""
-    if status == "failed":
+    if status == "failed" and not (parse_policy == "ordered_random" and fallback_pick is not None):
         return Outcome(None)
-    if scores is None:
-        if parse_policy == "exclude":
+    if status == "failed" or scores is None:
+        if parse_policy == "ordered_random":
+            if fallback_pick is None:  # decided when every record is known (ordered_fallback_picks)
+                return Outcome(None)
+            scores = fallback_scores(len(rankings), fallback_pick)
+        elif parse_policy == "exclude":
             return Outcome(None)
-        if parse_policy == "wrong":
+        elif parse_policy == "wrong":
             return Outcome(0.0, 0.0, 0.0, 0.0)
-        if parse_policy == "seeded_random":
+        elif parse_policy == "seeded_random":
             if fallback_pick is None:
                 raise ValueError("seeded_random parse policy needs the stored fallback pick")
             scores = fallback_scores(len(rankings), fallback_pick)
         else:
             raise ValueError(f"unknown parse policy {parse_policy!r}")
     return Outcome(top1_credit(rankings, scores, tie_policy), pairwise_accuracy(rankings, scores),
-                   kendall_tau_b(rankings, scores), exact_order(rankings, scores))
+                   kendall_tau_b(rankings, scores), exact_order(rankings, scores), tie=is_tie(scores))
 
 
 def top_choice(scores: Sequence[float]) -> tuple[int, ...]:
@@ -165,7 +205,8 @@ class MetricAccumulator:
         self._cats: dict[str, int] = {}
         self._groups: dict[str, int] = {}
         self.sub: dict[str, list[Any]] = {}  # category key -> [credits, ranking lists, group codes]
-        self.n_items = self.n_failed = self.n_parse_failures = self.n_scored = 0
+        self.n_items = self.n_failed = self.n_parse_failures = self.n_scored = self.n_ties = 0
+        self.failed_groups: dict[str, set[int]] = {}  # category key ("" = all) -> groups with a failure
         self.perm_runs = self.perm_consistent = 0
         self.usage: dict[str, float] = {}
 
@@ -180,11 +221,15 @@ class MetricAccumulator:
         if len(top_choices) > 1:
             self.perm_runs += 1
             self.perm_consistent += all(tuple(t) == tuple(top_choices[0]) for t in top_choices)
+        g = self._groups.setdefault(group, len(self._groups))
+        if status == "failed":
+            for key in ("", *_category_keys(category)):
+                self.failed_groups.setdefault(key, set()).add(g)
         if outcome.credit is None:
             return
         self.n_scored += 1
+        self.n_ties += outcome.tie
         top = category.split("/", 1)[0] or "(none)"
-        g = self._groups.setdefault(group, len(self._groups))
         self.credit.append(outcome.credit)
         self.cat_code.append(self._cats.setdefault(top, len(self._cats)))
         self.group_code.append(g)
@@ -202,9 +247,23 @@ class MetricAccumulator:
             bucket[2].append(g)
 
     # -- metric values on arrays (shared by the totals, the categories and the bootstrap)
+    def _acc_plus(self, credit: np.ndarray, groups: np.ndarray, failed: set[int]) -> float | None:
+        """Groups with every item scored and correct / groups seen (failed items included)."""
+        n_codes = len(self._groups)
+        present = np.zeros(n_codes, dtype=bool)
+        present[groups] = True
+        bad = np.bincount(groups, weights=(credit < 1.0).astype(float), minlength=n_codes) > 0
+        if failed:
+            idx = np.fromiter(failed, dtype=np.int64)
+            present[idx] = True
+            bad[idx] = True
+        return float((present & ~bad).sum() / present.sum()) if present.any() else None
+
     def _values(self, credit: np.ndarray, ranking: Mapping[str, np.ndarray], groups: np.ndarray,
-                cats: np.ndarray | None) -> dict[str, float | None]:
+                cats: np.ndarray | None, failed: set[int] | None = None) -> dict[str, float | None]:
         out: dict[str, float | None] = {}
+        if credit.size == 0 and "acc_plus" in self.names and failed:
+            return {m: (self._acc_plus(credit, groups, failed) if m == "acc_plus" else None) for m in self.names}
         if credit.size == 0:
             return {m: None for m in self.names if not (m == "macro_accuracy" and cats is None)}
         for m in self.names:
@@ -214,9 +273,7 @@ class MetricAccumulator:
                 v = ranking[m][~np.isnan(ranking[m])]
                 out[m] = float(v.mean()) if v.size else None
             elif m == "acc_plus":
-                _, inv = np.unique(groups, return_inverse=True)
-                wrong = np.bincount(inv, weights=(credit < 1.0).astype(float))
-                out[m] = float((wrong == 0).mean())
+                out[m] = self._acc_plus(credit, groups, failed or set())
             elif m == "macro_accuracy" and cats is not None:
                 sums = np.bincount(cats, weights=credit)
                 counts = np.bincount(cats)
@@ -228,7 +285,7 @@ class MetricAccumulator:
         groups = np.asarray(self.group_code, dtype=np.int64)
         cats = np.asarray(self.cat_code, dtype=np.int64)
         ranking = {m: np.asarray(self.ranking[m], dtype=np.float64) for m in RANKING_METRICS}
-        metrics = self._values(credit, ranking, groups, cats)
+        metrics = self._values(credit, ranking, groups, cats, self.failed_groups.get(""))
         if self.perm_runs:
             metrics["permutation_consistency"] = self.perm_consistent / self.perm_runs
         per_category: dict[str, dict[str, Any]] = {}
@@ -236,13 +293,20 @@ class MetricAccumulator:
             c, r, g = self.sub[key]
             vals = self._values(np.asarray(c, dtype=np.float64),
                                 {m: np.asarray(r[m], dtype=np.float64) for m in RANKING_METRICS},
-                                np.asarray(g, dtype=np.int64), None)
+                                np.asarray(g, dtype=np.int64), None, self.failed_groups.get(key))
             vals["n"] = len(c)
             per_category[key] = vals
+        failed_only = set(self.failed_groups) - set(self.sub) - {""} if "acc_plus" in self.names else set()
+        for key in sorted(failed_only):  # every item of the category failed: Acc+ 0, not absent
+            per_category[key] = {**self._values(np.zeros(0), {m: np.zeros(0) for m in RANKING_METRICS},
+                                                np.zeros(0, dtype=np.int64), None, self.failed_groups[key]),
+                                 "n": 0}
         ci = self.bootstrap(credit, groups, cats, ranking, bootstrap_samples, bootstrap_key)
         return {"metrics": metrics, "per_category": per_category, "ci95": ci,
                 "n_items": self.n_items, "n_scored": self.n_scored, "n_failed": self.n_failed,
-                "n_parse_failures": self.n_parse_failures, "usage": dict(sorted(self.usage.items()))}
+                "n_parse_failures": self.n_parse_failures, "n_score_ties": self.n_ties,
+                "n_groups_with_failures": len(self.failed_groups.get("", ())),
+                "usage": dict(sorted(self.usage.items()))}
 
     def bootstrap(self, credit: np.ndarray, groups: np.ndarray, cats: np.ndarray,
                   ranking: Mapping[str, np.ndarray], samples: int, key: str) -> dict[str, Any] | None:

@@ -17,8 +17,9 @@ AGGREGATIONS = ("micro", "macro")
 # gold-best response earns 1/k (RewardBench v2, MR^2Bench best-of-4).
 TIE_POLICIES = ("strict", "split")
 # What an unreadable judge verdict becomes: dropped from the denominator (VL-RewardBench cal.py),
-# wrong (VLMEvalKit), or a seeded random pick (Multimodal RewardBench, seed 123).
-PARSE_POLICIES = ("exclude", "wrong", "seeded_random")
+# wrong (VLMEvalKit), a seeded random pick per item, or Multimodal RewardBench's own rule: one
+# random.Random(123) stream, one draw per unreadable verdict or failed call in the loader's order.
+PARSE_POLICIES = ("exclude", "wrong", "seeded_random", "ordered_random")
 # shuffle: the evaluator permutes responses per item from (seed, item id); fixed: stored order.
 ORDER_POLICIES = ("shuffle", "fixed")
 
@@ -81,7 +82,10 @@ class BenchmarkSpec:
     order_policy: str
     loader: str                      # "module:function" that yields BenchmarkItems from a data root
     headline: str = ""               # the metric the paper's table reports, if not the primary one
-    revision: str | None = None      # None: the Hub's main, recorded as unpinned in results
+    revision: str | None = None      # a data commit sha; None: the Hub's main (results record the sha resolved)
+    config: str | None = None        # the dataset config (README ``configs``); None: the only / default one
+    hub_files: tuple[str, ...] = ()  # allow_patterns for the Hub snapshot (data + media); empty: the whole repo
+    field_map: tuple[tuple[str, str], ...] = ()  # (canonical, theirs) renames from ``--field``
     categories: tuple[str, ...] = ()
     description: str = ""
     protocol: str = ""               # which official implementation the scoring matches
@@ -105,6 +109,11 @@ class BenchmarkSpec:
     @property
     def headline_metric(self) -> str:
         return self.headline or self.primary_metric
+
+    @property
+    def source(self) -> str:
+        """``HUB_ID[:CONFIG][@REVISION]``, the form ``--source`` takes."""
+        return self.hub_id + (f":{self.config}" if self.config else "") + (f"@{self.revision}" if self.revision else "")
 
 
 BENCHMARKS: Registry[BenchmarkSpec] = Registry("benchmark")

@@ -17,7 +17,7 @@ from mr2bench.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "data" / "golden"
-VOLATILE = ("packages", "git_sha", "command")
+VOLATILE = ("packages", "git_sha", "command", "data_dir")  # data_dir: the test's temporary folder
 
 
 def png_bytes(seed: int, size=(8, 8)) -> bytes:
