@@ -1,6 +1,8 @@
 """MR^2Bench-Image: human rankings (one row per prompt, model, annotator) -> pairwise -> same core."""
 from __future__ import annotations
 
+from mr2bench.build_folder import atomic_output
+
 from .inputs import RANKING_OPTIONAL, RANKING_REQUIRED, check_rankings, first_per_key, rankings_to_pairwise, read_table
 from .pipeline import BuildConfig, Context, Timer, build
 
@@ -14,6 +16,7 @@ def ranking_context(kept) -> Context:
                    response=resp, category=first_per_key(kept, "prompt_id", "category"))
 
 
+@atomic_output  # builds into a temporary sibling of cfg.out, swapped in sealed
 def build_image(source: str | None, cfg: BuildConfig, column_map: dict[str, str] | None = None,
                 split: str | None = None) -> dict:
     timer = Timer()
@@ -25,15 +28,16 @@ def build_image(source: str | None, cfg: BuildConfig, column_map: dict[str, str]
         table = demo_table(arena, "demo:image-arena", cfg.out, str_columns=("rank",))
         truth, kinds = arena.truth, arena.annotators
     else:
-        table = read_table(source, RANKING_REQUIRED, RANKING_OPTIONAL, column_map, split)
+        table = read_table(source, RANKING_REQUIRED, RANKING_OPTIONAL, column_map, split, cfg.value_map)
     cfg.source, cfg.input_sha256 = table.label, table.sha256
     timer.lap("read input")
-    checked = check_rankings(table.df)
+    root = cfg.media_root or table.root
+    checked = check_rankings(table.df, root)
     timer.lap("validate")
     kept_rows = checked.kept.drop(columns="_row")
     pairs = rankings_to_pairwise(kept_rows)
     extra = {"ranking_rows": {"rows_in": len(table.df), "kept": len(kept_rows),
                               "quarantined": len(checked.quarantine), "pairwise_outcomes": len(pairs)}}
-    return build(pairs, checked.quarantine, len(table.df), ranking_context(kept_rows), cfg, root=table.root,
+    return build(pairs, checked.quarantine, len(table.df), ranking_context(kept_rows), cfg, root=root,
                  truth=truth, annotator_kinds=kinds, timer=timer, extra_report=extra,
                  rows_kept=len(kept_rows))

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mr2bench.build_folder import crash_point
 from mr2bench.jsonl import write_jsonl
 
 
@@ -37,10 +38,12 @@ def leaderboard_markdown(board: pd.DataFrame) -> str:
 def write_tables(out: Path, rankings: pd.DataFrame, items: pd.DataFrame, board: pd.DataFrame,
                  quarantine: list[dict], kind: str) -> None:
     _parquet(rankings, out / "rankings.parquet")
+    crash_point("between-tables")
     _parquet(items, out / "items.parquet", items_schema(kind))
     write_jsonl(out / "quarantine.jsonl", quarantine)
     board.round(4).to_csv(out / "leaderboard.csv", index=False, float_format="%.4f", lineterminator="\n")
     (out / "leaderboard.md").write_text(leaderboard_markdown(board), encoding="utf-8")
+    crash_point("tables")
 
 
 def plots(out: Path, board: pd.DataFrame, d, cb, keep_q: np.ndarray, report: dict) -> list[str]:
@@ -97,4 +100,5 @@ def plots(out: Path, board: pd.DataFrame, d, cb, keep_q: np.ndarray, report: dic
     fig.savefig(out / "rank_confidence.png", dpi=100, metadata=meta)
     plt.close(fig)
     names.append("rank_confidence.png")
+    crash_point("plots")
     return names

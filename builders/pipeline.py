@@ -4,10 +4,14 @@ Pure steps live in mr2bench.ranking; this module wires them to tables and files.
 """
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
 import re
-import shutil
+import stat
 import sys
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +26,10 @@ from mr2bench.ranking.coding import Codebook, encode
 from mr2bench.ranking.ensemble import DenoiseConfig, Denoised, denoise
 from mr2bench.ranking.metrics import order_to_score, tau_b, top1
 from mr2bench.ranking.sampling import sample_variants
+from mr2bench.schema import DataError
 from mr2bench.seeding import rng_for
+
+from .inputs import media_problem
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,8 @@ class BuildConfig:
     input_sha256: str = ""
     synthetic: bool = False
     license: str = ""
+    media_root: Path | None = None   # --media-root: where media paths resolve (default: the input's folder)
+    value_map: dict[str, dict[str, str]] = field(default_factory=dict)   # --value column:theirs=ours
 
 
 @dataclass
@@ -70,6 +79,7 @@ class Timer:
     def lap(self, name: str) -> None:
         now = time.perf_counter()
         self.stages[name] = round(now - self._t, 4)
+        logging.getLogger(__name__).debug("stage %s: %.2f s", name, now - self._t)
         self._t = now
 
 
@@ -79,25 +89,157 @@ def _progress(desc: str):
     return lambda it: tqdm(it, desc=desc, file=sys.stderr, leave=False, disable=not sys.stderr.isatty())
 
 
-def safe_name(s: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", s)[:120] or "x"
+def _suffix(path: Path) -> str:
+    s = path.suffix.lower()
+    return s if re.fullmatch(r"\.[a-z0-9]{1,8}", s) else ""
 
 
-def copy_media(value: str | None, root: Path | None, out: Path, key: str) -> tuple[str | None, bool]:
-    """A media reference as a path relative to OUT (copied there), a URL kept, or (value, False) if absent."""
+def _copy_by_digest(src: Path, media: Path) -> str | None:
+    """Copy a regular file to ``media/<sha256 of its bytes><ext>``: two questions never share a name unless
+    their files are identical, and the name is the same on every run. None if it is not a regular file
+    by the time it is opened (O_NOFOLLOW | O_NONBLOCK: a swapped-in link or FIFO is refused, not read)."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(src, flags)
+    except OSError:
+        return None
+    media.mkdir(parents=True, exist_ok=True)
+    part = media / ".partial"
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            return None
+        h = hashlib.sha256()
+        with open(part, "wb") as dst:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+                dst.write(block)
+    name = h.hexdigest() + _suffix(src)
+    if (media / name).exists():
+        part.unlink()
+    else:
+        os.replace(part, media / name)
+    return f"media/{name}"
+
+
+def copy_media(value: str | None, root: Path | None, out: Path) -> tuple[str | None, bool]:
+    """A media reference as a path relative to OUT, and whether it was found. Files are copied by content
+    digest; a file already inside OUT (the demo's generated media) is referenced in place; a missing one
+    is kept as given. Validation quarantined every reference outside ``root``; one that fails the check
+    now (changed since) gives no media at all."""
     if value is None:
         return None, True
-    if "://" in value:
-        return value, True
-    src = Path(value) if Path(value).is_absolute() or root is None else root / value
+    base = Path.cwd() if root is None else root
+    if media_problem(value, base) is not None:
+        return None, False
+    src = Path(os.path.realpath(base / value))
+    out_real = Path(os.path.realpath(out))
     if not src.is_file():
         return value, False
-    rel = f"media/{safe_name(key)}{src.suffix.lower()}"
-    dest = out / rel
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if src.resolve() != dest.resolve():
-        shutil.copyfile(src, dest)
-    return rel, True
+    if src.is_relative_to(out_real):
+        return src.relative_to(out_real).as_posix(), True
+    rel = _copy_by_digest(src, out / "media")
+    return (rel, True) if rel else (None, False)
+
+
+# An id on most votes is a channel or a judge type, not a person (GenAI-Arena's "arena_user_::1").
+SHARED_ID_SHARE, SHARED_ID_MIN_ROWS = 0.5, 20
+SHARED_ID_RULE = (f"an annotator id on more than {SHARED_ID_SHARE:.0%} of the kept judgments (when there are more "
+                  f"than {SHARED_ID_MIN_ROWS}) is not one person: its judgments count with weight 1, unscored")
+
+
+def neutral_shared_ids(kept: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Blank annotator ids shared by most rows, so reliability weighting never scores a crowd as one
+    person (its rows become anonymous: weight 1, kept); the ids are returned for the report."""
+    if "annotator_id" not in kept.columns or len(kept) <= SHARED_ID_MIN_ROWS:
+        return kept, []
+    counts = kept["annotator_id"].value_counts()
+    ids = [str(a) for a, n in counts.items() if n > SHARED_ID_SHARE * len(kept)]
+    if not ids:
+        return kept, []
+    shared = [{"annotator_id": a, "judgments": int(counts[a]), "share": _r(counts[a] / len(kept), 4)} for a in ids]
+    col = kept["annotator_id"]
+    return kept.assign(annotator_id=col.where(~col.isin(ids), None)), shared
+
+
+class EmptyBuildError(DataError):
+    """Nothing to publish; the quarantine and the report were written into the build folder first."""
+
+
+def quarantine_values(quarantine: list[dict], top: int = 20) -> dict[str, dict[str, Any]]:
+    """Per reason: the field and its most frequent offending values with counts (all reasons)."""
+    by: dict[str, tuple[str, Counter]] = {}
+    for q in quarantine:
+        fld, counter = by.setdefault(q["reason"], (q["field"], Counter()))
+        value = q["record"].get(fld)
+        if value is not None:
+            counter[str(value)] += 1
+    return {r: {"field": f, "distinct": len(c), "values": dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:top])}
+            for r, (f, c) in sorted(by.items())}
+
+
+def _row_losses(quarantine: list[dict]) -> list[str]:
+    """The three largest quarantine reasons, with example values ("unknown_winner 180 (winner: 'left' 95)")."""
+    vals = quarantine_values(quarantine)
+    counts = Counter(q["reason"] for q in quarantine)
+    out = []
+    for reason, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:3]:
+        v = vals[reason]
+        shown = list(v["values"].items())[: 10 if reason == "unknown_winner" else 3]
+        ex = ", ".join(f"{k!r} {c}" for k, c in shown) + (", ..." if v["distinct"] > len(shown) else "")
+        hint = "; map codes with --value winner:CODE=model_a|model_b|tie|both_bad" if reason == "unknown_winner" else ""
+        out.append(f"{reason} {n} ({v['field']}" + (f": {ex}" if ex else "") + f"{hint})")
+    return out
+
+
+_QUESTION_HINTS = {"too_few_judgments": "--min-judgments", "not_separable": "--separation",
+                   "disconnected": "more votes linking the models", "fewer_than_4_models": "4+ models a question"}
+
+
+def _question_losses(why: dict, d: Denoised, cb: Codebook, th: Thresholds) -> list[str]:
+    """Per reason a question was lost: count, example question ids (with judgments/models) and the knob."""
+    qi_of = {q: k for k, q in enumerate(cb.questions)}
+    by: dict[str, list] = {}
+    for key, reason in why.items():
+        by.setdefault(reason, []).append(qi_of.get(key, key))
+    out = []
+    for reason, qis in sorted(by.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:3]:
+        ex = ", ".join(f"{cb.questions[qi]!r} ({d.diagnostics[qi]['judgments']} judgments, "
+                       f"{d.diagnostics[qi]['models']} models)" for qi in sorted(qis)[:3])
+        knob = _QUESTION_HINTS.get(reason, "")
+        if reason == "too_few_judgments":
+            knob += f" {th.min_judgments}"
+        out.append(f"{reason} {len(qis)} ({ex}; see {knob})")
+    return out
+
+
+def _fail(cfg: BuildConfig, quarantine: list[dict], counts: dict[str, Any], what: str, losses: list[str],
+          dropped: dict | None = None, no_items: dict | None = None) -> None:
+    """Write quarantine.jsonl and a failed build_report.json into the build folder, then raise."""
+    from mr2bench.jsonl import write_jsonl
+
+    msg = (f"nothing to build: {what}; largest losses: " + "; ".join(losses or ["none recorded"])
+           + " (every loss is in quarantine.jsonl and build_report.json in the output folder)")
+    counts = dict(counts, quarantine_reasons=dict(sorted(Counter(q["reason"] for q in quarantine).items())))
+    for name, why in (("questions_filtered", dropped), ("questions_without_items", no_items)):
+        if why is not None:
+            counts[name] = dict(sorted(Counter(why.values()).items()))
+    report = {"benchmark": f"mr2bench-{cfg.kind}", "kind": cfg.kind, "status": "failed", "error": msg,
+              "mr2bench_version": __version__, "command": cfg.command, "seed": cfg.seed, "source": cfg.source,
+              "input_sha256": cfg.input_sha256, "synthetic": cfg.synthetic, "counts": counts,
+              "quarantine_values": quarantine_values(quarantine), "thresholds": asdict(cfg.thresholds),
+              "config": {"value_map": cfg.value_map, "limit": cfg.limit,
+                         "media_root": None if cfg.media_root is None else str(cfg.media_root)}}
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    write_jsonl(cfg.out / "quarantine.jsonl", quarantine)
+    write_json(cfg.out / "build_report.json", report)
+    raise EmptyBuildError(msg, file=cfg.source)
+
+
+def _warn_unknown_winners(values: dict[str, dict[str, Any]]) -> None:
+    if "unknown_winner" in values:
+        logging.getLogger(__name__).warning(
+            "rows with unknown winner codes %s were quarantined; map them with --value winner:CODE=model_a",
+            values["unknown_winner"]["values"])
 
 
 def _filters(d: Denoised, th: Thresholds) -> dict[int, str]:
@@ -147,9 +289,11 @@ def _r(x: float, k: int = 6) -> float:
 def build(kept: pd.DataFrame, quarantine: list[dict], rows_in: int, ctx: Context, cfg: BuildConfig,
           root: Path | None = None, truth: pd.DataFrame | None = None, annotator_kinds: pd.DataFrame | None = None,
           timer: Timer | None = None, extra_report: dict | None = None,
-          rows_kept: int | None = None) -> dict[str, Any]:
+          rows_kept: int | None = None, checks: dict[str, int] | None = None) -> dict[str, Any]:
     """``rows_kept`` = input rows that passed validation when they are not ``kept`` itself (image
-    rankings become many pairwise rows)."""
+    rankings become many pairwise rows); ``checks`` = validation counts for the report. A build with
+    nothing to show (0 judgments, 0 questions ranked, 0 items) writes its quarantine and report, then
+    raises EmptyBuildError naming the largest losses."""
     timer = timer or Timer()
     out = cfg.out
     out.mkdir(parents=True, exist_ok=True)
@@ -159,10 +303,10 @@ def build(kept: pd.DataFrame, quarantine: list[dict], rows_in: int, ctx: Context
         qs = sorted(kept["question_id"].unique())[: cfg.limit]
         mask = kept["question_id"].isin(qs)
         skipped, kept = int((~mask).sum()), kept[mask]
+    base = {"rows_in": rows_in, "kept": 0, "quarantined": len(quarantine), "skipped_by_limit": skipped}
     if kept.empty:
-        from mr2bench.schema import DataError
-
-        raise DataError("no valid judgments left after validation; see the quarantine reasons", file=cfg.source)
+        _fail(cfg, quarantine, base, f"0 of {rows_in} rows kept", _row_losses(quarantine))
+    kept, shared = neutral_shared_ids(kept)
     coded, cb = encode(kept)
     timer.lap("encode")
     dcfg = DenoiseConfig(bootstrap=cfg.bootstrap, vote_weight=cfg.vote_weight, tie_confidence=th.tie_confidence,
@@ -171,6 +315,11 @@ def build(kept: pd.DataFrame, quarantine: list[dict], rows_in: int, ctx: Context
     timer.lap("denoise")
     dropped = _filters(d, th)
     keep_q = np.array([qi not in dropped for qi in range(coded.n_questions)])
+    base.update(kept=int(rows_kept if rows_kept is not None else len(kept) + skipped),
+                questions_in=coded.n_questions)
+    if not keep_q.any():
+        _fail(cfg, quarantine, base, f"0 of {coded.n_questions} questions ranked",
+              _question_losses(dropped, d, cb, th), dropped=dropped)
 
     # rankings table
     rows = []
@@ -196,7 +345,7 @@ def build(kept: pd.DataFrame, quarantine: list[dict], rows_in: int, ctx: Context
             no_items[qid] = "not_separable"
             continue
         if qid not in media_rel:
-            media_rel[qid], ok = copy_media(ctx.media.get(qid), root, out, qid)
+            media_rel[qid], ok = copy_media(ctx.media.get(qid), root, out)
             media_missing += not ok
         for k, v in enumerate(variants):
             models = [cb.models[m] for m in v.models]
@@ -208,6 +357,9 @@ def build(kept: pd.DataFrame, quarantine: list[dict], rows_in: int, ctx: Context
     item_cols = ["id", "question_id", "prompt", "responses", "rankings", "models", cfg.kind, "category", "variant"]
     items_df = pd.DataFrame(items, columns=item_cols)
     timer.lap("sample items")
+    if items_df.empty:
+        _fail(cfg, quarantine, dict(base, questions_ranked=int(keep_q.sum())), "0 items sampled",
+              _question_losses(no_items, d, cb, th), dropped=dropped, no_items=no_items)
 
     board = leaderboard(coded, cb, d.row_weight, keep_q, cfg.seed)
     timer.lap("leaderboard")
@@ -218,6 +370,12 @@ def build(kept: pd.DataFrame, quarantine: list[dict], rows_in: int, ctx: Context
     n_kept = rows_kept if rows_kept is not None else len(kept) + skipped
     report = _report(cfg, d, coded, cb, n_kept, quarantine, rows_in, skipped, dropped, no_items, items_df,
                      slot_counts, media_missing, board, truth, annotator_kinds, extra_report)
+    report["counts"].update(checks or {})
+    report["quarantine_values"] = quarantine_values(quarantine)
+    report["config"].update(media_root=None if cfg.media_root is None else str(cfg.media_root),
+                            value_map=cfg.value_map)
+    report["annotators"].update(not_per_person=shared, not_per_person_rule=SHARED_ID_RULE)
+    _warn_unknown_winners(report["quarantine_values"])
     write_json(out / "build_report.json", report)
     outputs.plots(out, board, d, cb, keep_q, report)
     timer.lap("write outputs")
@@ -243,7 +401,7 @@ def _report(cfg, d: Denoised, coded, cb, n_kept, quarantine, rows_in, skipped, d
     ann = []
     if d.annotators:
         for k, name in enumerate(cb.annotators):
-            ann.append({"annotator_id": name, **{s: (str(v[k]) if s == "status" else _r(v[k], 4))
+            ann.append({"annotator_id": name, **{s: (str(v[k]) if s == "status" or isinstance(v[k], str) else _r(v[k], 4))
                                                  for s, v in d.annotators.items()}})
     status_counts = {s: sum(a["status"] == s for a in ann) for s in ("kept", "down-weighted", "dropped")}
     n_pairs_total = sum(x["models"] * (x["models"] - 1) // 2 for x in diags)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from mr2bench.build_folder import atomic_output
+
 from .inputs import PAIRWISE_OPTIONAL, PAIRWISE_REQUIRED, Table, check_pairwise, first_per_key, read_table
 from .pipeline import BuildConfig, Context, Timer, build
 
@@ -19,6 +21,7 @@ def pairwise_context(kept: pd.DataFrame) -> Context:
                    response=resp, category=first_per_key(kept, "question_id", "category"))
 
 
+@atomic_output  # builds into a temporary sibling of cfg.out, swapped in sealed
 def build_video(source: str | Table | None, cfg: BuildConfig, column_map: dict[str, str] | None = None,
                 split: str | None = None) -> dict:
     """Build from a file / dataset folder / Hub id, a Table (e.g. ``judgments_table(judgments)``), or,
@@ -34,11 +37,12 @@ def build_video(source: str | Table | None, cfg: BuildConfig, column_map: dict[s
     elif isinstance(source, Table):
         table = source
     else:
-        table = read_table(source, PAIRWISE_REQUIRED, PAIRWISE_OPTIONAL, column_map, split)
+        table = read_table(source, PAIRWISE_REQUIRED, PAIRWISE_OPTIONAL, column_map, split, cfg.value_map)
     cfg.source, cfg.input_sha256 = table.label, table.sha256
     timer.lap("read input")
-    checked = check_pairwise(table.df)
+    root = cfg.media_root or table.root
+    checked = check_pairwise(table.df, root)
     timer.lap("validate")
     kept = checked.kept.drop(columns="_row")
-    return build(kept, checked.quarantine, len(table.df), pairwise_context(kept), cfg, root=table.root,
-                 truth=truth, annotator_kinds=kinds, timer=timer)
+    return build(kept, checked.quarantine, len(table.df), pairwise_context(kept), cfg, root=root,
+                 truth=truth, annotator_kinds=kinds, timer=timer, checks=checked.counts)

@@ -93,8 +93,14 @@ def test_outputs_follow_the_contract(video_build):
 
 def test_two_builds_are_byte_identical(video_build):
     _, _, (a, b) = video_build
-    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file() and p.name != "timings.json")
-    assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file() and p.name != "timings.json")
+    # manifest.json holds every file's sha256, timings.json's (and the OUT path's) too: compared below
+    skip = ("timings.json", "manifest.json")
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file() and p.name not in skip)
+    assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file() and p.name not in skip)
+    ma, mb = (json.loads((x / "manifest.json").read_text())["files"] for x in (a, b))
+    assert sorted(ma) == sorted(mb) == sorted([*(f.as_posix() for f in files), "timings.json"])
+    assert {k: v for k, v in ma.items() if k not in ("timings.json", "README.md", "build_report.json")} == \
+        {k: v for k, v in mb.items() if k not in ("timings.json", "README.md", "build_report.json")}
     for rel in files:
         if rel.name == "README.md" or rel.name == "build_report.json":
             # the command line names the output folder; everything else must match byte for byte

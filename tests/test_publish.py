@@ -33,6 +33,7 @@ def make_build(root: Path, kind: str = "video", n_questions: int = 3) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from mr2bench.build_folder import write_manifest
     from mr2bench.jsonl import write_json, write_jsonl
     from mr2bench.media import write_test_video
 
@@ -88,6 +89,7 @@ def make_build(root: Path, kind: str = "video", n_questions: int = 3) -> Path:
     (root / "leaderboard.md").write_text("| model | score |\n|---|---|\n| alpha-7b | 1.0 |\n", encoding="utf-8")
     (root / "leaderboard.png").write_bytes(_png(99, (16, 12)))
     (root / "README.md").write_text("old card, replaced by the stage\n", encoding="utf-8")
+    write_manifest(root)   # sealed last, as build-benchmark does (mr2bench.build_folder)
     return root
 
 
@@ -248,16 +250,19 @@ def test_bad_media_path_is_a_clear_error(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from mr2bench.build_folder import write_manifest
     from mr2bench.hub.stage import stage_benchmark
 
     build = make_build(tmp_path / "build", "video")
     rows = pq.read_table(build / "items.parquet").to_pylist()
     rows[2]["video"] = "../../etc/passwd"
     pq.write_table(pa.Table.from_pylist(rows), build / "items.parquet")
+    write_manifest(build)   # a sealed build whose items point outside it
     with pytest.raises(DataError, match=r"items.parquet:row 3: field 'media.path'.*escapes"):
         stage_benchmark(build, tmp_path / "s1")
     rows[2]["video"] = "media/missing.mp4"
     pq.write_table(pa.Table.from_pylist(rows), build / "items.parquet")
+    write_manifest(build)
     with pytest.raises(DataError, match=r"row 3: field 'video': video file not found"):
         stage_benchmark(build, tmp_path / "s2")
 

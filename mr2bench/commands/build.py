@@ -6,6 +6,7 @@ rows (prompt_id, model, rank, ...). With no INPUT, a seeded synthetic demo arena
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from mr2bench.cli import add_shared
 
@@ -17,6 +18,8 @@ EPILOG = """examples:
   build-benchmark video battles.jsonl --out runs/v --column question_id=qid --column winner=vote
   build-benchmark image rankings.parquet --out runs/image --min-judgments 5
   build-benchmark video path/to/dataset_folder --split train --out runs/v
+  build-benchmark video arena.jsonl --out runs/v --value winner:left=model_a --value winner:right=model_b
+  build-benchmark video votes.csv --out runs/v --media-root /data/clips
 """
 
 
@@ -28,6 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_shared(parser, "seed", "out", "log-level", "limit", out_required=True)
     parser.add_argument("--column", action="append", metavar="CANONICAL=THEIRS",
                         help="map an input column to a canonical name (repeatable)")
+    parser.add_argument("--value", action="append", metavar="COLUMN:THEIRS=OURS",
+                        help="map a value of a canonical column after --column, e.g. winner:left=model_a "
+                             "(repeatable; exact match on the stripped cell)")
+    parser.add_argument("--media-root", type=Path, default=None, metavar="DIR",
+                        help="folder that media paths resolve inside (default: the input file's folder); "
+                             "paths resolving outside it are quarantined, never read")
     parser.add_argument("--split", default=None, help="split to read from a dataset folder / Hub id")
     parser.add_argument("--variants", type=int, default=3, help="4-response variants per question (default: 3)")
     parser.add_argument("--bootstrap", type=int, default=50, help="bootstrap rounds for CIs and ties (default: 50)")
@@ -61,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from mr2bench.builders.inputs import PAIRWISE_OPTIONAL, PAIRWISE_REQUIRED, RANKING_OPTIONAL, RANKING_REQUIRED, parse_column_map
+    from mr2bench.builders.inputs import parse_value_map
     from mr2bench.builders.pipeline import BuildConfig, Thresholds
 
     _check(args)
@@ -71,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
         thresholds=Thresholds(args.min_judgments, args.separation, args.tie_confidence, args.drop_annotator_below),
         vote_weight=args.vote_weight, dp_max=args.exact_max, milp_max=args.milp_max, limit=args.limit,
         command=args.invocation,
-        synthetic=args.input is None, license=args.license)
+        synthetic=args.input is None, license=args.license, media_root=args.media_root,
+        value_map=parse_value_map(args.value, allowed))
     if args.kind == "video":
         from mr2bench.builders.video import build_video as builder
     else:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..build_folder import verify_build_folder
 from ..jsonl import file_sha256, read_json
 from ..media import resolve_inside
 from ..schema import DataError
@@ -33,7 +34,8 @@ MAX_SHARD_BYTES = 256 * 1024 * 1024
 # Top-level build files that travel with the data (provenance, leaderboard, plots).
 EXTRA_SUFFIXES = (".json", ".jsonl", ".csv", ".md", ".png", ".txt")
 EXTRA_DIRS = ("plots",)
-NOT_COPIED = ("README.md", *CONFIG_SOURCES.values())
+# manifest.json seals the build folder's own files; the stage is checked by hub.validate instead
+NOT_COPIED = ("README.md", "manifest.json", *CONFIG_SOURCES.values())
 
 
 @dataclass(frozen=True)
@@ -267,8 +269,7 @@ def stage_benchmark(build_dir: str | Path, stage_dir: str | Path, *,
     from ..cards import benchmark_card  # issue 3's renderer (data_cards/benchmark.md.j2)
 
     build_dir, stage_dir = Path(build_dir), Path(stage_dir)
-    if not build_dir.is_dir():
-        raise DataError("build folder not found", file=str(build_dir))
+    verify_build_folder(build_dir)   # refuse a missing, interrupted, failed or modified build (its manifest)
     report = read_build_report(build_dir)
     tables = {cfg: _read_table(build_dir / src) for cfg, src in CONFIG_SOURCES.items()}
     items_file = str(build_dir / CONFIG_SOURCES[ITEMS])
