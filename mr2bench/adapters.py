@@ -39,6 +39,21 @@ for _kind, _spec in {
                        "a local transformers VLM generating a verdict with the benchmark's judge prompt"),
     "api": ModelKind("mr2bench.judges.api:APIJudgeAdapter", "api:MODEL_NAME",
                      "an OpenAI-compatible chat-completions endpoint (--api-base, --api-key-env)"),
+    # published baselines of the paper's table (mr2bench/published/: each module names its source)
+    "skywork-vl": ModelKind("mr2bench.published.skywork_vl:SkyworkVLAdapter", "skywork-vl:HUB_ID_OR_DIR",
+                            "Skywork-VL-Reward: Qwen2.5-VL + value head at the last token, each response alone"),
+    "ixc-reward": ModelKind("mr2bench.published.ixc_reward:IXCRewardAdapter", "ixc-reward:HUB_ID_OR_DIR",
+                            "IXC-2.5-Reward: the model's remote get_score(chat, images), --trust-remote-code"),
+    "r1-reward": ModelKind("mr2bench.published.r1_reward:R1RewardAdapter", "r1-reward:HUB_ID_OR_DIR",
+                           "R1-Reward: Qwen2.5-VL judge, <answer>1|2</answer>, every pair of an N-way item"),
+    "mm-rlhf-reward": ModelKind("mr2bench.published.mm_rlhf_reward:MMRLHFRewardAdapter",
+                                "mm-rlhf-reward:HUB_ID_OR_DIR",
+                                "MM-RLHF-Reward: critique then reward head, each response alone (llava package)"),
+    "llava-critic": ModelKind("mr2bench.published.llava_critic:LLaVACriticAdapter", "llava-critic:HUB_ID_OR_DIR",
+                              "LLaVA-Critic: pairwise judge through the llava package, every pair"),
+    "unified-reward": ModelKind("mr2bench.published.unified_reward:UnifiedRewardAdapter",
+                                "unified-reward:HUB_ID_OR_DIR",
+                                "UnifiedReward-Qwen: 'Answer N is better' pairwise judge, every pair"),
 }.items():
     MODEL_KINDS.register(_kind, _spec)
 

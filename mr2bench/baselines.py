@@ -20,8 +20,15 @@ from .schema import DataError, ModelAdapter, ScoringRequest
 from .seeding import derive_seed, rng_for
 
 
+def no_model_args(kind: str, options: AdapterOptions | None) -> None:
+    """Baselines take no --model-arg: a typo must not pass silently as an option nobody reads."""
+    if options is not None and options.extra:
+        raise DataError(f"{kind} takes no --model-arg; got {', '.join(sorted(options.extra))}", field="--model-arg")
+
+
 class RandomAdapter:
     def __init__(self, target: str = "", options: AdapterOptions | None = None) -> None:
+        no_model_args("random", options)
         self.seed = (options or AdapterOptions()).seed
         if target:  # random:7 -> a different stream than random
             self.seed = derive_seed(self.seed, "random-target", target)
@@ -33,7 +40,7 @@ class RandomAdapter:
 
 class LengthAdapter:
     def __init__(self, target: str = "", options: AdapterOptions | None = None) -> None:
-        pass
+        no_model_args("length", options)
 
     def score(self, request: ScoringRequest) -> list[float]:
         return [float(len(r)) for r in request.responses]

@@ -19,14 +19,27 @@ COMMANDS = {
     "rescore": "rescore",
     "benchmarks": "benchmarks",
     "models": "models",
+    "report": "report",
+    "reproduce": "reproduce",
 }
+
+def _positive_int(value: str, flag: str) -> int:
+    """argparse type for counts that must be >= 1 (``--limit 0`` would score nothing and exit 0)."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {n} (omit {flag} to use every item)")
+    return n
+
 
 _SHARED = {
     "seed": (("--seed",), dict(type=int, default=0, help="seed for every random choice (default: 0)")),
     "out": (("--out",), dict(metavar="DIR", help="output folder")),
     "log-level": (("--log-level",), dict(default="info", choices=["debug", "info", "warning", "error"],
                                          help="logging level (default: info)")),
-    "limit": (("--limit",), dict(type=int, default=None, metavar="N",
+    "limit": (("--limit",), dict(type=lambda v: _positive_int(v, "--limit"), default=None, metavar="N",
                                  help="use only the first N items / questions (smoke runs)")),
 }
 
@@ -71,16 +84,23 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def _run(parser: argparse.ArgumentParser, command: str, argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
-    # the command as typed, for provenance (build reports, results.json, cards)
-    args.invocation = shlex.join([parser.prog, *argv])
-    logging.basicConfig(level=getattr(args, "log_level", "info").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from .secrets import install_log_filter, register_env, scrub
+
+    for env in (getattr(args, "api_key_env", None), getattr(args, "token_env", None)):
+        register_env(env)   # scrubbed from everything that leaves the process, like the Hub token
+    # the command as typed, for provenance (build reports, results.json, cards); credentials in URLs: ***
+    args.invocation = scrub(shlex.join([parser.prog, *argv]))
+    # --log-level is ours; third-party loggers (matplotlib's font scan, httpx, datasets) stay at warning
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    logging.getLogger("mr2bench").setLevel(getattr(args, "log_level", "info").upper())
+    install_log_filter()
     from .schema import DataError
 
     try:
         return int(_module(command or args.command).run(args) or 0)
     except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {scrub(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -60,9 +60,12 @@ def _ci_cell(bench: dict[str, Any] | None) -> str:
     return _cell(bench["headline"])
 
 
-def sort_key(row: dict[str, Any]) -> tuple[float, str]:
-    """By Avg (best first); rows without an Avg after them, by name."""
-    return (-row["avg"] if row.get("avg") is not None else float("inf"), row["model"])
+def sort_key(row: dict[str, Any]) -> tuple[bool, float, str]:
+    """By Avg, best first; rows without an Avg after them, by the mean of the columns they have."""
+    if row.get("avg") is not None:
+        return (False, -row["avg"], row["model"])
+    present = [b["headline"] for b in row["benchmarks"].values() if b.get("headline") is not None]
+    return (True, -sum(present) / len(present) if present else 0.0, row["model"])
 
 
 def leaderboard_rows(out: Path) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ is not shown to the model (these RMs are text classifiers); ``--model-arg max_le
 from __future__ import annotations
 
 from .adapters import AdapterOptions
-from .schema import ScoringRequest
+from .schema import DataError, ScoringRequest
 
 
 class SeqClsAdapter:
@@ -18,6 +18,10 @@ class SeqClsAdapter:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         options = options or AdapterOptions()
+        unknown = sorted(set(options.extra) - {"max_length"})
+        if unknown:
+            raise DataError(f"unknown --model-arg {', '.join(unknown)} for seqcls:; known: max_length",
+                            field="--model-arg")
         self.torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(target, trust_remote_code=options.trust_remote_code)
         dtype = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16,

@@ -45,3 +45,13 @@ def test_startup_imports_no_heavy_modules():
             "print(','.join(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == ""
+
+
+def test_debug_log_level_is_ours_not_matplotlibs(tmp_path):
+    """--log-level debug shows mr2bench's stage lines; third-party loggers (matplotlib's font scan) stay quiet."""
+    res = subprocess.run([sys.executable, "-m", "mr2bench", "build-benchmark", "image", "--out", str(tmp_path / "b"),
+                          "--log-level", "debug"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    debug = [ln for ln in res.stderr.splitlines() if " DEBUG " in ln]
+    assert any("mr2bench.builders.pipeline: stage denoise" in ln for ln in debug)
+    assert not [ln for ln in debug if not ln.split(" DEBUG ", 1)[1].startswith("mr2bench")]
