@@ -1,7 +1,16 @@
 """The rows `mr2bench benchmarks` and `mr2bench models` print: what can be evaluated, and with what."""
 from __future__ import annotations
 
+import argparse
 import json
+
+from mr2bench.cli import add_shared
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags both listing commands take."""
+    parser.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+    add_shared(parser, "log-level")
 
 
 def benchmark_rows() -> list[dict[str, str]]:
