@@ -23,7 +23,7 @@ from mr2bench.schema import BenchmarkItem, DataError
 from ._common import BadRow, converted, iter_rows, media_from, pick, short_hash
 
 SPEC = register_benchmark(BenchmarkSpec(
-    name="vl-rewardbench", version="1.1.0", hub_id="MMInstruction/VL-RewardBench", split="test",
+    name="vl-rewardbench", version="1.2.0", hub_id="MMInstruction/VL-RewardBench", split="test",
     config="default", hub_files=("README.md", "data/*"),
     primary_metric="macro_accuracy", headline="macro_accuracy", aggregation="macro",
     tie_policy="strict", parse_policy="exclude", order_policy="shuffle",
@@ -35,16 +35,25 @@ SPEC = register_benchmark(BenchmarkSpec(
              "excluded from numerator and denominator; accuracy per group, overall = micro, macro = mean "
              "of the 3 groups (the MR^2 table's VL-RB column). Scalar models: strict score(chosen) > "
              "score(rejected). Per-source accuracies as cal.py (povid, rlaif-v, rlhf-v, vlfeedback, "
-             "wildvision-battle, reasoning_tasks). Judges: k votes by strict majority of all k (T 0.2 / "
-             "top_p 0.2 when k > 1, as official). Deviations that remain: a parsed 'Answer N' with N "
-             "outside 1..2 is unreadable here (official: it agrees unless N is the rejected position); "
-             "the k samples share one seeded order (official: a fresh unseeded coin per sample); judge "
-             "max_tokens defaults to 1024 (official 2048: pass --model-arg max_tokens=2048).",
-    judge_prompt="vlrb_pairwise_v1",
+             "wildvision-battle, reasoning_tasks). judge:/api: judges (judge_protocol agree_unless_rejected, "
+             "as cal.py and inference_hf.py): each of the k samples is shown in its own order; a parsed "
+             "'Answer N' agrees unless N is the rejected position in that sample's order (so 'Answer 3' "
+             "agrees); the item is right when agree > k/2, wrong when reject > k/2, else left out; "
+             "max_tokens 2048, T 0.2 / top_p 0.2 when k > 1 (judge_defaults; a --model-arg wins). "
+             "Deviations that remain: the sample orders are seeded (seed, item id, sample index; sample 0 "
+             "is the evaluator's order) where the official coin is unseeded; k = 1 decodes greedily "
+             "(official: T 0.2 / top_p 0.2 for every sample); exactly k samples per item, where cal.py "
+             "takes the first k of a shuffled file of more; its optional GPT-4o-mini re-parse is not run.",
+    judge_prompt="vlrb_pairwise_v1", judge_protocol="agree_unless_rejected",
+    judge_defaults=(("max_tokens", "2048"), ("sample_temperature", "0.2"), ("sample_top_p", "0.2")),
     changelog=("2026-04-20 1.0.0: first version",
                "2026-04-27 1.1.0: 1,247 rows on the Hub (docstring); category group/source with cal.py's "
                "per-source accuracies; layout check (response + human_ranking, or chosen + rejected); "
-               "remaining judge deviations named in the protocol"),
+               "remaining judge deviations named in the protocol",
+               "2026-12-01 1.2.0: judges scored by cal.py's verdict rule (an out-of-range 'Answer N' agrees "
+               "unless it is the rejected position; strict majority of k), each sample in a fresh seeded "
+               "order with its order and answer stored per item; judge defaults max_tokens 2048 and T / "
+               "top_p 0.2 for k > 1 declared in the spec"),
 ))
 
 LAYOUTS = (("response", "human_ranking"), ("chosen", "rejected"))

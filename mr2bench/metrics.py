@@ -21,6 +21,9 @@ Rules (see ../shared/reference/benchmarks.md):
 - parse policy ``ordered_random`` (Multimodal RewardBench ``2_get_accuracy.py``): one ``random.Random(123)``
   for the run and one ``random() < 0.5`` draw (A, else B) per unreadable verdict or failed call, in the
   loader's order (``ordered_fallback_picks``; the same at scoring and at rescore).
+- judge protocol ``agree_unless_rejected`` (VL-RewardBench ``cal.py``): each of a judge's k samples agrees
+  unless its answer names the rejected response (an out-of-range number agrees); strict majority of k,
+  else the item is excluded (``agree_unless_rejected``; from the samples stored in the record).
 - ``macro_accuracy``: mean over top-level categories of their accuracy (VL-RewardBench).
 A category ``a/b`` counts in both ``a/b`` and ``a`` (Multimodal RewardBench sub-splits).
 """
@@ -147,6 +150,33 @@ def with_ordered_fallbacks(records: Iterable[Any], parse_policy: str) -> Iterabl
             for r, p in zip(recs, picks)]
 
 
+def agree_unless_rejected(rankings: Sequence[int], samples: Sequence[Mapping[str, Any]]) -> float | None:
+    """VL-RewardBench cal.py over a judge's k samples (orders over original indices, answers 1-based as shown).
+
+    A sample agrees when it named a position (any number, 'Answer 3' on two responses included) whose
+    response is not a rejected one (rank below the best), rejects when it named a rejected one, and does
+    not match when unreadable. 1.0 when agree > k/2, 0.0 when reject > k/2, else None (left out of
+    numerator and denominator, as cal.py's 'doesntMatch' and 'other').
+    """
+    best = min(rankings)
+    agree = reject = 0
+    for s in samples:
+        answer, order = s.get("answer"), s["order"]
+        if answer is None:
+            continue
+        named = order[answer - 1] if 1 <= answer <= len(order) else None
+        if named is not None and rankings[named] != best:
+            reject += 1
+        else:
+            agree += 1
+    k = len(samples)
+    if 2 * agree > k:
+        return 1.0
+    if 2 * reject > k:
+        return 0.0
+    return None
+
+
 def is_tie(scores: Sequence[float]) -> bool:
     top = max(scores)
     return sum(1 for s in scores if s == top) > 1
@@ -154,8 +184,13 @@ def is_tie(scores: Sequence[float]) -> bool:
 
 def item_outcome(rankings: Sequence[int], scores: Sequence[float] | None, tie_policy: str,
                  *, status: str = "ok", parse_policy: str = "exclude",
-                 fallback_pick: int | None = None) -> Outcome:
-    """One item's contribution. ``scores`` is None for failed items and unreadable verdicts."""
+                 fallback_pick: int | None = None, judge_samples: Sequence[Mapping[str, Any]] | None = None
+                 ) -> Outcome:
+    """One item's contribution. ``scores`` is None for failed items and unreadable verdicts.
+    ``judge_samples`` (a judge's per-sample orders and answers, judge_protocol agree_unless_rejected)
+    decide the credit instead of the scores."""
+    if judge_samples is not None and status != "failed":
+        return Outcome(agree_unless_rejected(rankings, judge_samples))
     if status == "failed" and not (parse_policy == "ordered_random" and fallback_pick is not None):
         return Outcome(None)
     if status == "failed" or scores is None:

@@ -22,6 +22,11 @@ TIE_POLICIES = ("strict", "split")
 PARSE_POLICIES = ("exclude", "wrong", "seeded_random", "ordered_random")
 # shuffle: the evaluator permutes responses per item from (seed, item id); fixed: stored order.
 ORDER_POLICIES = ("shuffle", "fixed")
+# How a generative judge's k samples become the item's outcome. vote: one order for all k, combined in the
+# adapter (``--model-arg vote``). agree_unless_rejected (VL-RewardBench cal.py): each sample in a fresh order;
+# a parsed answer agrees unless it names the rejected response (an out-of-range "Answer 3" agrees); strict
+# majority of the k samples, else the item is excluded (mr2bench.metrics.agree_unless_rejected).
+JUDGE_PROTOCOLS = ("vote", "agree_unless_rejected")
 
 
 class UnknownNameError(KeyError):
@@ -90,6 +95,8 @@ class BenchmarkSpec:
     description: str = ""
     protocol: str = ""               # which official implementation the scoring matches
     judge_prompt: str = ""           # prompt template id for generative judges (mr2bench/judges/prompts)
+    judge_protocol: str = "vote"     # JUDGE_PROTOCOLS
+    judge_defaults: tuple[tuple[str, str], ...] = ()  # judge:/api: --model-arg defaults here (explicit args win)
     changelog: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
@@ -98,7 +105,7 @@ class BenchmarkSpec:
                 raise DataError("must be a non-empty string", field=name)
         for name, allowed in (("primary_metric", METRICS), ("aggregation", AGGREGATIONS),
                               ("tie_policy", TIE_POLICIES), ("parse_policy", PARSE_POLICIES),
-                              ("order_policy", ORDER_POLICIES)):
+                              ("order_policy", ORDER_POLICIES), ("judge_protocol", JUDGE_PROTOCOLS)):
             if getattr(self, name) not in allowed:
                 raise DataError(f"must be one of {allowed}, got {getattr(self, name)!r}", field=name)
         if self.headline and self.headline not in METRICS:

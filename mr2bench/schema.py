@@ -211,6 +211,9 @@ class Verdict:
     scores: tuple[float, ...] | None
     raw: str = ""
     usage: Mapping[str, float] = field(default_factory=dict)
+    # per sample, for benchmarks that score each sample (judge_protocol agree_unless_rejected):
+    # {"order": shown position -> index in the request's responses, "answer": the 1-based label named or None}
+    samples: tuple[Mapping[str, Any], ...] = ()
 
 
 @runtime_checkable

@@ -96,3 +96,31 @@ def test_evaluate_model_counts_parse_failures(tiny_judge, tmp_path):
     assert [r["credit"] for r in recs] == expected
     assert res["metrics"]["best_of_n"] == pytest.approx(sum(expected) / 2)
     assert 0 < res["usage"]["completion_tokens"] <= 8
+
+
+def test_vlrb_each_sample_in_its_own_order(tiny_judge, tmp_path):
+    """VL-RewardBench's judge_protocol: k prompts, one per sample order, each recorded with its answer."""
+    from mr2bench.judges.base import sample_orders
+
+    a = judge(tiny_judge, samples="3")
+    request = ScoringRequest(prompt="Which?", responses=("left one", "right one"), item_id="vl5",
+                             benchmark="vl-rewardbench",
+                             media=(Media(kind="image", path=str(png(tmp_path / "a.png"))),))
+    shown: list[str] = []
+    inputs = a._inputs
+    a._inputs = lambda prompt, req: shown.append(prompt.text) or inputs(prompt, req)
+    v = a.score(request)
+    orders = sample_orders(request, 3, seed=5)
+    assert [tuple(s["order"]) for s in v.samples] == orders and len(set(orders)) == 2
+    assert all(s["answer"] is None for s in v.samples) and v.scores is None   # random weights: unreadable
+    first = [t.index("Answer 1: left one") < t.index("Answer 2:") if "Answer 1: left one" in t else False
+             for t in shown]
+    assert len(shown) == 3 and first == [o == (0, 1) for o in orders]
+    assert a.configs.for_request(request).max_tokens == 6          # the explicit arg wins over the spec's 2048
+    assert a.configs.for_request(replace_benchmark(request)).sampling_temperature == 0.2
+
+
+def replace_benchmark(request: ScoringRequest) -> ScoringRequest:
+    from dataclasses import replace
+
+    return replace(request, benchmark="mr2bench-image")

@@ -1,7 +1,10 @@
 """``api:MODEL``: a judge behind an OpenAI-compatible chat completions endpoint (standard library only).
 
 One user turn per call: the rendered judge prompt plus images (PNG) and sampled video frames (JPEG) as
-data URLs. Calls run in a bounded thread pool, retry on 429 / 5xx / timeouts with exponential backoff
+data URLs. The generation fields follow the request options (``JudgeConfig.request_fields``: the budget as
+``max_tokens`` or ``max_completion_tokens``, ``reasoning_effort`` when set, ``temperature``/``top_p`` unless
+omitted) over the benchmark's ``judge_defaults``; each of the k samples is shown in the order
+``base.sample_orders`` gives (a fresh one per sample on VL-RewardBench). Calls run in a bounded thread pool, retry on 429 / 5xx / timeouts with exponential backoff
 (a Retry-After header wins), and land in a response cache keyed by the SHA-256 of the request, so a
 re-run pays nothing for what it already has. The API key is read from the environment variable named
 by ``--api-key-env`` and goes only into the Authorization header: never logged, hashed or written.
@@ -49,8 +52,8 @@ from ..media import load_image, load_video_frames
 from ..schema import DataError, Media, ScoringRequest, Verdict
 from ..secrets import redact_url, register_secret, register_url, scrub
 from ..seeding import derive_seed
-from .base import JudgePrompt, render, verdict_from_texts
-from .config import JudgeConfig, judge_config
+from .base import JudgeConfigs, JudgePrompt, render_samples, verdict_from_texts
+from .config import JudgeConfig
 
 log = logging.getLogger(__name__)
 RETRY_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
@@ -412,7 +415,8 @@ class APIJudgeAdapter:
             raise DataError("api: judges need --api-base URL (an OpenAI-compatible endpoint)", field="api-base")
         self.model = target
         self.options = options
-        self.config = judge_config(options.extra, kind="api")
+        self.configs = JudgeConfigs(options.extra, kind="api")
+        self.config = self.configs.base       # transport settings (timeouts, retries, prices): never per benchmark
         api_key = None
         if options.api_key_env:
             api_key = os.environ.get(options.api_key_env)
@@ -427,19 +431,23 @@ class APIJudgeAdapter:
         self._lock = threading.Lock()
 
     def bodies(self, request: ScoringRequest) -> tuple[JudgePrompt, list[dict[str, Any]]]:
-        """The k request bodies for one item (exposed for snapshots and tests)."""
-        cfg = self.config
-        prompt = render(request, cfg)
+        """The first sample's prompt and the k request bodies for one item (for snapshots and tests)."""
+        prompts, bodies = self.prepare(request)
+        return prompts[0], bodies
+
+    def prepare(self, request: ScoringRequest) -> tuple[list[JudgePrompt], list[dict[str, Any]]]:
+        """Each sample's prompt (in its order, see ``base.sample_orders``) and request body."""
+        cfg = self.configs.for_request(request)
+        prompts = render_samples(request, cfg, self.options.seed)
         parts = media_parts(request.media, request.media_root, self.options.num_frames)
-        messages = build_messages(prompt, parts)
         out = []
-        for k in range(cfg.samples):
-            body: dict[str, Any] = {"model": self.model, "messages": messages, "max_tokens": cfg.max_tokens,
-                                    "temperature": cfg.sampling_temperature, "top_p": cfg.sampling_top_p}
+        for k, prompt in enumerate(prompts):
+            body: dict[str, Any] = {"model": self.model, "messages": build_messages(prompt, parts),
+                                    **cfg.request_fields()}
             if cfg.samples > 1:  # distinct, reproducible samples (and distinct cache keys)
                 body["seed"] = derive_seed(self.options.seed, "judge-sample", request.item_id, k) % 2**31
             out.append(body)
-        return prompt, out
+        return prompts, out
 
     def score(self, request: ScoringRequest) -> Verdict:
         return self.score_batch([request])[0]
@@ -450,7 +458,7 @@ class APIJudgeAdapter:
         If any call fails, the others still finish (and are cached) before the first error is raised,
         so scoring the items again one by one costs only the failed calls.
         """
-        prepared = [self.bodies(r) for r in requests]
+        prepared = [self.prepare(r) for r in requests]
         calls = [(i, body) for i, (_, bodies) in enumerate(prepared) for body in bodies]
         with ThreadPoolExecutor(max_workers=min(self.config.concurrency, max(1, len(calls)))) as pool:
             futures = [pool.submit(self._complete, body) for _, body in calls]
@@ -467,8 +475,7 @@ class APIJudgeAdapter:
         results: list[list[CallResult]] = [[] for _ in requests]
         for (i, _), fut in zip(calls, futures):
             results[i].append(self._bill(fut.result()))
-        return [self._verdict(prompt, len(req.responses), res)
-                for req, (prompt, _), res in zip(requests, prepared, results)]
+        return [self._verdict(prompts, req, res) for req, (prompts, _), res in zip(requests, prepared, results)]
 
     def _complete(self, body: dict[str, Any]) -> CallResult:
         with self._lock:
@@ -484,8 +491,8 @@ class APIJudgeAdapter:
         with self._lock:
             return self._unbilled.pop(result.key, result)
 
-    def _verdict(self, prompt: JudgePrompt, n: int, results: list[CallResult]) -> Verdict:
-        cfg = self.config
+    def _verdict(self, prompts: list[JudgePrompt], request: ScoringRequest, results: list[CallResult]) -> Verdict:
+        cfg = self.configs.for_request(request)
         fresh = [r for r in results if not r.cached]
         pt = sum(r.prompt_tokens for r in fresh)
         ct = sum(r.completion_tokens for r in fresh)
@@ -493,5 +500,6 @@ class APIJudgeAdapter:
                  "cost_usd": (pt * cfg.price_in + ct * cfg.price_out) / 1e6,
                  "requests": float(len(fresh)), "cache_hits": float(len(results) - len(fresh)),
                  "retries": float(sum(r.retries for r in results))}
-        verdict = verdict_from_texts(prompt, [r.text for r in results], n, cfg, usage)  # parsed in full
+        verdict = verdict_from_texts(prompts, [r.text for r in results], len(request.responses), cfg, usage,
+                                     request.benchmark)  # parsed in full
         return replace(verdict, raw=stored_raw([r.text for r in results]))

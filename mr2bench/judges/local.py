@@ -4,7 +4,10 @@ The model's chat template gets one user turn with the rendered judge prompt and 
 (images; a video as the model's video input when its processor has a video processor, otherwise as
 its sampled frames, one image each). Decoding is greedy for k = 1. For k > 1 every sample draws its
 tokens from its own ``torch.Generator`` seeded by (seed, item id, sample index) through a logits
-processor, so nothing reads or changes torch's global random state and a re-run is identical.
+processor, so nothing reads or changes torch's global random state and a re-run is identical. On a
+benchmark whose ``judge_protocol`` shows each sample in a fresh order (VL-RewardBench), each sample gets
+its own prompt (``base.sample_orders``); the benchmark's ``judge_defaults`` (max_tokens 2048 there) apply
+unless a ``--model-arg`` sets the key.
 """
 from __future__ import annotations
 
@@ -15,8 +18,7 @@ from typing import Any
 from ..media import load_image, load_video_frames
 from ..schema import DataError, ScoringRequest, Verdict
 from ..seeding import derive_seed
-from .base import JudgePrompt, render, verdict_from_texts
-from .config import judge_config
+from .base import JudgeConfigs, JudgePrompt, render_samples, verdict_from_texts
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +89,8 @@ class LocalJudgeAdapter:
         from transformers import AutoModelForImageTextToText
 
         self.options = options
-        self.config = judge_config(options.extra, kind="judge")
+        self.configs = JudgeConfigs(options.extra, kind="judge")
+        self.config = self.configs.base
         device = options.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -128,13 +131,16 @@ class LocalJudgeAdapter:
     def score(self, request: ScoringRequest) -> Verdict:
         import torch
 
-        cfg = self.config
-        prompt = render(request, cfg)
-        inputs = self._inputs(prompt, request)
-        n_in = int(inputs["input_ids"].shape[1])
+        cfg = self.configs.for_request(request)
+        prompts = render_samples(request, cfg, self.options.seed)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-        texts, completion = [], 0
-        for k in range(cfg.samples):
+        texts, completion, n_prompt = [], 0, 0
+        inputs = None
+        for k, prompt in enumerate(prompts):
+            if inputs is None or prompt is not prompts[k - 1]:  # a fresh order per sample: its own prompt
+                inputs = self._inputs(prompt, request)
+            n_in = int(inputs["input_ids"].shape[1])
+            n_prompt += n_in
             extra: dict[str, Any] = {}
             if cfg.samples > 1:
                 seed = derive_seed(self.options.seed, "judge-sample", request.item_id, k) % 2**63
@@ -145,8 +151,8 @@ class LocalJudgeAdapter:
             new = out[0, n_in:]
             completion += int(new.numel())
             texts.append(self.tokenizer.decode(new, skip_special_tokens=True))
-        usage = {"prompt_tokens": float(n_in * cfg.samples), "completion_tokens": float(completion)}
-        return verdict_from_texts(prompt, texts, len(request.responses), cfg, usage)
+        usage = {"prompt_tokens": float(n_prompt), "completion_tokens": float(completion)}
+        return verdict_from_texts(prompts, texts, len(request.responses), cfg, usage, request.benchmark)
 
     def score_batch(self, requests: Sequence[ScoringRequest]) -> list[Verdict]:
         return [self.score(r) for r in requests]

@@ -20,17 +20,20 @@ _BRACKET_LETTER = re.compile(r"\[\[\s*([A-Z])\s*\]\]")
 _BRACKET_RANKING = re.compile(r"\[\[\s*([A-Z](?:\s*(?:>|,)\s*[A-Z])+)\s*\]\]")
 
 
-def parse_vlrb(text: str, n: int) -> Order | None:
-    """'Overall Judgment: Answer 2 is better' -> (1,).
-
-    Deviation, declared: the official script counts any number other than the rejected answer's as
-    agreement (so 'Answer 3' would be right); here a number outside 1..n is unreadable.
-    """
+def vlrb_number(text: str) -> int | None:
+    """The N of the last 'Overall Judgment ... Answer N is better' as written (may lie outside 1..n)."""
     m = _VLRB.search(text.replace("\n", "").replace("*", ""))
-    if not m:
-        return None
-    k = int(m.group(1))
-    return (k - 1,) if 1 <= k <= n else None
+    return int(m.group(1)) if m else None
+
+
+def parse_vlrb(text: str, n: int) -> Order | None:
+    """'Overall Judgment: Answer 2 is better' -> (1,); a number outside 1..n names no response here.
+
+    On a benchmark whose ``judge_protocol`` is ``agree_unless_rejected`` (VL-RewardBench) the raw number
+    (``parsed_answer``) is scored instead, as cal.py does: any N but the rejected position agrees.
+    """
+    k = vlrb_number(text)
+    return (k - 1,) if k is not None and 1 <= k <= n else None
 
 
 def parse_mmrb(text: str, n: int) -> Order | None:
@@ -74,3 +77,11 @@ PARSERS: dict[str, Callable[[str, int], Order | None]] = {
 
 def parse_verdict(parser: str, text: str, n: int) -> Order | None:
     return PARSERS[parser](text, n)
+
+
+def parsed_answer(parser: str, text: str, n: int) -> int | None:
+    """The 1-based label a sample names, kept even when outside 1..n (the vlrb parser); None: unreadable."""
+    if parser == "vlrb":
+        return vlrb_number(text)
+    order = parse_verdict(parser, text, n)
+    return None if order is None else order[0] + 1

@@ -8,8 +8,10 @@ declared rule, otherwise the verdict is unreadable (None) and the benchmark's pa
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+from ..schema import DataError
 from .parse import Order
 
 # majority: the winner needs more than half of ALL k samples, unreadable ones included (VL-RewardBench
@@ -48,3 +50,35 @@ def vote(orders: Sequence[Order | None], n: int, rule: str = "majority") -> tupl
     if rule == "majority" and 2 * top <= len(orders):
         return None
     return tuple(float(counts.get(i, 0)) for i in range(n))
+
+
+def tally(samples: Sequence[Mapping[str, Any]], n: int) -> tuple[float, ...] | None:
+    """Per response (request order), the samples naming it; out-of-range answers name none. None: no
+    sample readable at all (what a readable one counts for is the benchmark's judge_protocol)."""
+    if all(s.get("answer") is None for s in samples):
+        return None
+    counts = [0.0] * n
+    for s in samples:
+        answer = s.get("answer")
+        if answer is not None and 1 <= answer <= n:
+            counts[s["order"][answer - 1]] += 1.0
+    return tuple(counts)
+
+
+def samples_in_original(samples: Sequence[Any], perm: Sequence[int]) -> list[dict[str, Any]]:
+    """Verdict.samples (orders over the request's responses) -> orders over original indices, checked:
+    adapter output is untrusted, so a malformed sample is a DataError (the item fails)."""
+    n = len(perm)
+    out = []
+    for j, s in enumerate(samples):
+        order = s.get("order") if isinstance(s, Mapping) else None
+        answer = s.get("answer") if isinstance(s, Mapping) else None
+        if (not isinstance(order, (list, tuple)) or sorted(order) != list(range(n))
+                or not all(type(i) is int for i in order)):
+            raise DataError(f"sample {j}: 'order' must be a permutation of {n} indices, got {order!r}"[:200],
+                            field="samples")
+        if answer is not None and type(answer) is not int:
+            raise DataError(f"sample {j}: 'answer' must be an integer or None, got {answer!r}"[:200],
+                            field="samples")
+        out.append({"order": [perm[i] for i in order], "answer": answer})
+    return out

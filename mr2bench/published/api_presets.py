@@ -8,14 +8,18 @@ benchmark's own prompt from the benchmark spec (``judge_prompt``), as for any ``
 Sources and assumptions (none of this was run against the real endpoints or weights from here):
 - OpenAI GPT-5 (platform.openai.com docs, chat completions): reasoning models accept only the default
   temperature 1 and count reasoning tokens against the completion budget; the documented request fields are
-  ``max_completion_tokens`` and ``reasoning_effort``. The ``api:`` kind sends ``max_tokens``, ``temperature``
-  and ``top_p`` and no ``reasoning_effort``: listed in ``request_gaps`` (an OpenAI-compatible gateway that
-  maps ``max_tokens`` is needed until ``mr2bench.judges.api`` can send the fields).
+  ``max_completion_tokens`` (``max_tokens`` is refused) and ``reasoning_effort`` (default ``medium``). The
+  preset sends the budget as ``max_completion_tokens``, ``reasoning_effort`` medium (the documented default,
+  stated so a changed default cannot move the number) and omits ``temperature`` and ``top_p``.
 - Anthropic Claude Sonnet 4.5 (docs.anthropic.com, "OpenAI SDK compatibility", base ``/v1/``): max_tokens
   is required; newer Claude models refuse ``temperature`` and ``top_p`` together (UNVERIFIED for the compat
-  layer), and the ``api:`` kind always sends both.
+  layer), so the preset sends temperature 0 and omits ``top_p``.
 - Google Gemini 2.5 Pro (ai.google.dev, "OpenAI compatibility", base ``/v1beta/openai/``): thinking cannot
-  be turned off for 2.5 Pro and its tokens share the output budget, hence a large ``max_tokens``.
+  be turned off for 2.5 Pro and its tokens share the output budget, hence a large ``max_tokens``;
+  ``reasoning_effort`` could be sent (``--model-arg reasoning_effort=low|medium|high``) but the paper does not
+  state one, so the preset leaves the provider's dynamic thinking.
+- ``request_gaps`` lists what a provider needs that ``api:`` cannot send; empty for all three since
+  ``max_tokens_field``, ``reasoning_effort`` and ``omit`` exist (``mr2bench.judges.config.JudgeConfig``).
 - Sampling: one greedy verdict per item (k = 1) unless the paper says otherwise; it does not say, so the
   paper's own k, temperature and frame count are UNVERIFIED.
 - Open judges: transformers 5.24 has every architecture natively (``qwen2_5_vl``, ``qwen3_vl``, ``internvl``,
@@ -55,19 +59,18 @@ PRESETS: Registry[RunPreset] = Registry("run preset")
 for _name, _preset in {
     # ---- proprietary judges, OpenAI-compatible endpoints
     "gpt-5": RunPreset(
-        "api:gpt-5", {"max_tokens": "16384", "temperature": "1.0", "top_p": "1.0", "concurrency": "8"},
+        "api:gpt-5", {"max_tokens": "16384", "max_tokens_field": "max_completion_tokens",
+                      "reasoning_effort": "medium", "omit": "temperature,top_p", "concurrency": "8"},
         api_base="https://api.openai.com/v1", api_key_env="OPENAI_API_KEY",
-        native="OpenAI chat completions",
-        request_gaps=("max_completion_tokens (api: sends max_tokens)", "reasoning_effort (not sent)")),
+        native="OpenAI chat completions"),
     "claude-sonnet-4.5": RunPreset(
-        "api:claude-sonnet-4-5", {"max_tokens": "4096", "temperature": "0", "concurrency": "4"},
+        "api:claude-sonnet-4-5", {"max_tokens": "4096", "temperature": "0", "omit": "top_p", "concurrency": "4"},
         api_base="https://api.anthropic.com/v1/", api_key_env="ANTHROPIC_API_KEY",
-        native="Anthropic OpenAI SDK compatibility",
-        request_gaps=("temperature and top_p together may be refused (api: sends both)",)),
+        native="Anthropic OpenAI SDK compatibility"),
     "gemini-2.5-pro": RunPreset(
         "api:gemini-2.5-pro", {"max_tokens": "16384", "temperature": "0", "concurrency": "4"},
         api_base="https://generativelanguage.googleapis.com/v1beta/openai/", api_key_env="GEMINI_API_KEY",
-        native="Gemini OpenAI compatibility", request_gaps=("reasoning_effort (not sent; thinking stays on)",)),
+        native="Gemini OpenAI compatibility"),
     # ---- open VLM judges, native transformers architectures
     "qwen2.5-vl-7b": RunPreset("judge:Qwen/Qwen2.5-VL-7B-Instruct", {"max_tokens": "1024"}, needs_gpu=True,
                                native="qwen2_5_vl (native)"),
