@@ -1,12 +1,21 @@
-"""Quality of the denoising ensemble vs plain Bradley-Terry (choix ILSR) and a PGED-style order.
+"""Denoising quality: the ensemble vs plain BT, PGED, NoisyBT (gradient corrected) and the strongest
+annotation-aware anchor we know (Dawid-Skene EM + BT + pooled prior, real-artifacts.md last section).
 
-Part 1: planted-truth arenas (19 models, ~190 votes per question) at three annotator-noise levels;
-mean Kendall tau-b and top-1 recovery of each question's true order, plus ensemble ablations.
-Part 2: PandaLM's real human labels (3 per pair): build from two annotators, score each method's
-order against the held-out third (decisive labels only), for each choice of held-out annotator.
+Part 1, planted-truth arenas (19 models; ``--questions`` per arena, 120 by default, fewer than the
+300 of a real build to keep the default run short), ``--seeds`` arenas per regime:
+  default     ~190 votes per question, adversarial mix (50 % good, 20 % coin, 15 % adversarial, 15 % slot-a)
+  thin        ~40 votes per question, same mix
+  unrelated   per-question quality unrelated to global skill (model_sd 0.1, question_sd 1.0)
+  hostile     40 % good, 10 % coin, 20 % adversarial, 30 % position-biased annotators
+Per method and regime: Kendall tau-b of the strict order and top-1 (mean over arenas, 95 % t-interval
+over arenas), the paired gap ensemble - anchor with its interval, and the ensemble's label precision:
+the share of sampled 4-response items whose designated best is truly the best of the four, against
+the declared ``--separation``. Questions the builder would not rank count as chance (tau 0, top-1 1/k).
+Part 2: PandaLM's human labels (3 per pair): fit on two annotators, agreement with the held-out third
+on decisive labels, and coverage (share of held-out rows the method orders).
 
-Run: python benchmarks/bench_denoise.py [--questions 300] [--seeds 2]
-Last line: ``recovery tau: ensemble X.XXX bt X.XXX pged X.XXX`` (the noisiest setting).
+Run: python benchmarks/bench_denoise.py [--questions 120] [--seeds 5] [--separation 0.9]
+Last line: ``recovery tau: ensemble X.XXX anchor X.XXX bt X.XXX`` (the default regime).
 """
 from __future__ import annotations
 
@@ -14,63 +23,116 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import t as student_t
 
-from mr2bench.ranking.baselines import plain_bt, pged
+from mr2bench.ranking.baselines import em_anchor, noisy_bt, pged, plain_bt
 from mr2bench.ranking.coding import encode
-from mr2bench.ranking.ensemble import DenoiseConfig, denoise
+from mr2bench.ranking.ensemble import DenoiseConfig, Denoised, denoise
 from mr2bench.ranking.metrics import tau_b, top1
-from mr2bench.ranking.simulate import SETTINGS, pairwise_arena
+from mr2bench.ranking.sampling import sample_variants
+from mr2bench.ranking.simulate import pairwise_arena
+from mr2bench.seeding import rng_for
 
 SAMPLES = Path(os.environ.get("MR2BENCH_SAMPLES", Path(__file__).resolve().parents[2] / "shared" / "samples"))
-VARIANTS = {
-    "ensemble": DenoiseConfig(bootstrap=30),
-    "  - no annotator weights": DenoiseConfig(bootstrap=30, use_annotators=False),
-    "  - no model prior": DenoiseConfig(bootstrap=30, use_prior=False),
-    "  - no vote graph": DenoiseConfig(bootstrap=30, vote_weight=0.0),
-    "  vote graph x5": DenoiseConfig(bootstrap=30, vote_weight=0.5),
+REGIMES: dict[str, dict] = {
+    "default": {},
+    "thin": {"votes_per_question": 40},
+    "unrelated": {"model_sd": 0.1, "question_sd": 1.0},
+    "hostile": {"setting": "hostile"},
 }
+MIN_JUDGMENTS = 1    # the builder's default --min-judgments
 
 
-def order_scores(d, c) -> np.ndarray:
-    est = np.full((c.n_questions, c.n_models), np.nan)
+def kept_questions(d: Denoised) -> np.ndarray:
+    """The builder's question filter (builders/pipeline.py _filters)."""
+    return np.array([x["judgments"] >= MIN_JUDGMENTS and (x["components"] == 1 or x.get("prior_links", False))
+                     for x in d.diagnostics])
+
+
+def order_scores(d: Denoised, c) -> np.ndarray:
+    """Best-first orders as scores; a present response the method leaves unranked ties for last."""
+    present = np.zeros((c.n_questions, c.n_models), dtype=bool)
+    present[c.q, c.a] = present[c.q, c.b] = True
+    est = np.where(present, 0.0, np.nan)
     for q, o in enumerate(d.order):
         est[q, o] = np.arange(len(o), 0, -1)
     return est
 
 
-def recovery(T: np.ndarray, est: np.ndarray) -> tuple[float, float]:
+def ensemble_method(cfg: DenoiseConfig) -> Callable:
+    def run(c):
+        d = denoise(c, cfg)
+        return order_scores(d, c), d
+    return run
+
+
+METHODS: dict[str, Callable] = {
+    "ensemble": ensemble_method(DenoiseConfig()),
+    "anchor: EM + BT + pooled prior": lambda c: (em_anchor(c), None),
+    "NoisyBT (gradient corrected)": lambda c: (noisy_bt(c), None),
+    "plain BT (choix ILSR)": lambda c: (plain_bt(c), None),
+    "PGED-style": lambda c: (pged(c), None),
+}
+ABLATIONS: dict[str, Callable] = {
+    "  - no annotator classes": ensemble_method(DenoiseConfig(use_annotators=False)),
+    "  - no pooled prior": ensemble_method(DenoiseConfig(use_prior=False)),
+}
+
+
+def recovery(T: np.ndarray, est: np.ndarray, keep: np.ndarray | None) -> tuple[float, float]:
     taus, tops = [], []
     for q in range(len(T)):
         m = ~np.isnan(est[q])
+        if keep is not None and not keep[q]:
+            taus.append(0.0)
+            tops.append(1.0 / max(m.sum(), 1))
+            continue
         taus.append(tau_b(T[q, m], est[q, m]))
         tops.append(top1(T[q, m], est[q, m]))
     return float(np.mean(taus)), float(np.mean(tops))
 
 
-def methods(c) -> dict[str, np.ndarray]:
-    out = {"plain BT (choix ILSR)": plain_bt(c), "PGED-style": pged(c)}
-    for name, cfg in VARIANTS.items():
-        out[name] = order_scores(denoise(c, cfg), c)
-    return out
+def label_precision(d: Denoised, T: np.ndarray, keep: np.ndarray, separation: float) -> tuple[int, int]:
+    """(items whose designated best is truly the best of its four, items) as the builder samples them."""
+    hits = n = 0
+    for qi in np.flatnonzero(keep):
+        if len(d.order[qi]) < 4:
+            continue
+        for v in sample_variants(d.order[qi], d.rank[qi], d.share[qi], 3, separation=separation,
+                                 rng=rng_for(0, "items", qi), slot_start=n, draws=d.draws(qi)):
+            best = v.models[v.best_slot]
+            hits += int(T[qi, best] >= max(T[qi, m] for m in v.models))
+            n += 1
+    return hits, n
 
 
-def planted(n_questions: int, seeds: int) -> dict[str, dict[str, tuple[float, float]]]:
-    table: dict[str, dict[str, list]] = {}
-    for setting in SETTINGS:
-        for seed in range(seeds):
-            arena = pairwise_arena(100 + seed, n_questions=n_questions, setting=setting)
-            c, cb = encode(arena.judgments)
-            T = arena.truth.pivot(index="question_id", columns="model", values="theta").loc[cb.questions, cb.models].to_numpy()
-            for name, est in methods(c).items():
-                table.setdefault(setting, {}).setdefault(name, []).append(recovery(T, est))
-    return {s: {m: tuple(np.mean(v, axis=0)) for m, v in row.items()} for s, row in table.items()}
+def planted(regime: str, n_questions: int, seeds: int, separation: float, methods: dict) -> dict:
+    res: dict[str, list] = {"_precision": []}
+    for seed in range(seeds):
+        arena = pairwise_arena(100 + seed, n_questions=n_questions, **REGIMES[regime])
+        c, cb = encode(arena.judgments)
+        T = arena.truth.pivot(index="question_id", columns="model", values="theta").loc[cb.questions, cb.models].to_numpy()
+        for name, fn in methods.items():
+            est, d = fn(c)
+            keep = kept_questions(d) if d is not None else None
+            res.setdefault(name, []).append(recovery(T, est, keep))
+            if name == "ensemble":
+                res["_precision"].append(label_precision(d, T, keep, separation))
+    return res
 
 
-def pandalm() -> dict[str, float] | None:
+def interval(x: list[float]) -> tuple[float, float]:
+    x = np.asarray(x, dtype=float)
+    half = student_t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)) if len(x) > 1 else np.nan
+    return float(x.mean()), float(half)
+
+
+def pandalm(methods: dict) -> dict[str, tuple[float, float]] | None:
     path = SAMPLES / "pairwise" / "pandalm_testset_v1" / "testset-v1.json"
     if not path.is_file():
         return None
@@ -83,46 +145,74 @@ def pandalm() -> dict[str, float] | None:
         for k in (1, 2, 3):
             rows.append((q, a, b, code[r[f"annotator{k}"]], f"annotator{k}"))
     df = pd.DataFrame(rows, columns=["question_id", "model_a", "model_b", "winner", "annotator_id"])
-    agree: dict[str, list[float]] = {}
+    agree: dict[str, list[tuple[float, float]]] = {}
     for held in ("annotator1", "annotator2", "annotator3"):
         train, test = df[df.annotator_id != held], df[(df.annotator_id == held) & (df.winner != "tie")]
         c, cb = encode(train)
         qi, mi = {q: k for k, q in enumerate(cb.questions)}, {m: k for k, m in enumerate(cb.models)}
-        for name, est in methods(c).items():
-            if name.startswith(" "):
-                continue
+        for name, fn in methods.items():
+            est, d = fn(c)
+            if d is not None:
+                keep = kept_questions(d)
+                est = np.where(keep[:, None], est, np.nan)
             sa = est[test.question_id.map(qi), test.model_a.map(mi)]
             sb = est[test.question_id.map(qi), test.model_b.map(mi)]
+            covered = ~(np.isnan(sa) | np.isnan(sb))
             want_a = (test.winner == "model_a").to_numpy()
-            hit = np.where(sa == sb, 0.5, (sa > sb) == want_a)
-            agree.setdefault(name, []).append(float(np.mean(hit)))
-    return {k: float(np.mean(v)) for k, v in agree.items()}
+            hit = np.where(sa == sb, 0.5, (sa > sb) == want_a)[covered]
+            agree.setdefault(name, []).append((float(np.mean(hit)), float(covered.mean())))
+    return {k: tuple(np.mean(v, axis=0)) for k, v in agree.items()}
+
+
+def print_regime(regime: str, res: dict, separation: float) -> None:
+    print(f"\n[{regime}] {REGIMES[regime] or 'pairwise_arena defaults'}")
+    print(f"  {'method':<32}{'tau [95% CI]':>24}{'top-1 [95% CI]':>24}")
+    for name, vals in res.items():
+        if name.startswith("_"):
+            continue
+        (tm, th), (pm, ph) = interval([v[0] for v in vals]), interval([v[1] for v in vals])
+        print(f"  {name:<32}{tm:>10.3f} [{tm - th:.3f}, {tm + th:.3f}]{pm:>10.3f} [{pm - ph:.3f}, {pm + ph:.3f}]")
+    ens = res["ensemble"]
+    for name in res:
+        if name.startswith("_") or name == "ensemble" or name.startswith(" "):
+            continue
+        (dt, ht) = interval([e[0] - b[0] for e, b in zip(ens, res[name])])
+        (dp, hp) = interval([e[1] - b[1] for e, b in zip(ens, res[name])])
+        print(f"  ensemble - {name:<28} tau {dt:+.3f} +- {ht:.3f}   top-1 {dp:+.3f} +- {hp:.3f}")
+    hits, n = map(sum, zip(*res["_precision"]))
+    per = [h / k for h, k in res["_precision"] if k]
+    print(f"  label precision at --separation {separation}: {hits / max(n, 1):.3f} of {n} items "
+          f"(per arena min {min(per) if per else float('nan'):.3f})")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--questions", type=int, default=200)
-    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--questions", type=int, default=120)
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--separation", type=float, default=0.9)
+    ap.add_argument("--regimes", default=",".join(REGIMES))
+    ap.add_argument("--ablations", action="store_true", help="also run the ensemble without each member")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    res = planted(args.questions, args.seeds)
-    print(f"planted-truth arenas: {args.questions} questions x {args.seeds} seeds, 19 models, ~190 votes/question")
-    print(f"{'method':<28}" + "".join(f"{s + ' tau / top1':>26}" for s in res))
-    for name in next(iter(res.values())):
-        print(f"{name:<28}" + "".join(f"{res[s][name][0]:>17.3f} / {res[s][name][1]:.3f}" for s in res))
-    clean_gap = res["clean"]["ensemble"][0] - res["clean"]["plain BT (choix ILSR)"][0]
-    noisy_gap = res["adversarial"]["ensemble"][0] - res["adversarial"]["plain BT (choix ILSR)"][0]
-    print(f"ensemble - plain BT tau: clean {clean_gap:+.3f}, adversarial {noisy_gap:+.3f}")
-    held = pandalm()
+    methods = {**METHODS, **(ABLATIONS if args.ablations else {})}
+    print(f"planted-truth arenas: {args.questions} questions x {args.seeds} seeds per regime, 19 models")
+    first = None
+    for regime in args.regimes.split(","):
+        res = planted(regime, args.questions, args.seeds, args.separation, methods)
+        print_regime(regime, res, args.separation)
+        first = first or res
+    held = pandalm(METHODS)
     if held is None:
-        print("PandaLM held-out agreement: skipped (samples folder absent)")
+        print("\nPandaLM held-out agreement: skipped (samples folder absent)")
     else:
-        print("PandaLM held-out annotator agreement (decisive labels, mean over 3 held-out annotators): "
-              + ", ".join(f"{k} {v:.3f}" for k, v in held.items()))
+        print("\nPandaLM held-out annotator agreement (decisive labels, mean over 3 held-out annotators), coverage:")
+        for k, (a, cov) in held.items():
+            print(f"  {k:<32} {a:.4f}  coverage {cov:.3f}")
     print(f"seconds: {time.perf_counter() - t0:.1f}")
-    worst = res["adversarial"]
-    print(f"recovery tau: ensemble {worst['ensemble'][0]:.3f} bt {worst['plain BT (choix ILSR)'][0]:.3f} "
-          f"pged {worst['PGED-style'][0]:.3f}")
+    m = {k: np.mean([v[0] for v in first[k]]) for k in ("ensemble", "anchor: EM + BT + pooled prior",
+                                                         "plain BT (choix ILSR)")}
+    print(f"recovery tau: ensemble {m['ensemble']:.3f} anchor {m['anchor: EM + BT + pooled prior']:.3f} "
+          f"bt {m['plain BT (choix ILSR)']:.3f}")
 
 
 if __name__ == "__main__":

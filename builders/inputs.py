@@ -331,14 +331,16 @@ def media_problem(value: str, root: Path) -> str | None:
     """
     if _URL.match(value):
         return "media_url_unsupported"
+    from mr2bench.media import contained
+
     try:
-        real = Path(os.path.realpath(root / value))
-        if not real.is_relative_to(os.path.realpath(root)):
+        real = contained(root, value)
+        if real is None:
             return "media_outside_root"
         mode = os.stat(real).st_mode
     except (FileNotFoundError, NotADirectoryError):
         return None
-    except (OSError, ValueError):
+    except (OSError, ValueError, DataError):
         return "media_unreadable"
     return None if stat.S_ISREG(mode) or stat.S_ISDIR(mode) else "media_not_a_file"
 

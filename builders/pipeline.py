@@ -9,7 +9,6 @@ import logging
 import os
 import re
 import stat
-import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -21,10 +20,11 @@ import pandas as pd
 
 from mr2bench import __version__
 from mr2bench.jsonl import write_json
-from mr2bench.ranking import bradley_terry as bt
 from mr2bench.ranking.coding import Codebook, encode
-from mr2bench.ranking.ensemble import DenoiseConfig, Denoised, denoise
+from mr2bench.ranking.ensemble import DRAWS, DenoiseConfig, Denoised, denoise
 from mr2bench.ranking.metrics import order_to_score, tau_b, top1
+from mr2bench.ranking.annotators import RULE as ANNOTATOR_RULE
+from mr2bench.ranking.leaderboard import model_leaderboard
 from mr2bench.ranking.sampling import sample_variants
 from mr2bench.schema import DataError
 from mr2bench.seeding import rng_for
@@ -34,10 +34,11 @@ from .inputs import media_problem
 
 @dataclass(frozen=True)
 class Thresholds:
-    min_judgments: int = 10          # a question with fewer kept judgments is dropped
+    min_judgments: int = 1           # a question with fewer kept judgments is dropped
     separation: float = 0.9          # item best must beat each other response in this share of replicates
     tie_confidence: float = 0.9      # adjacent responses below this share are one tie group
-    drop_annotator_below: float = 0.25
+    drop_annotator_below: float = 0.0   # 0: every vote keeps its soft class weight
+    drop_disconnected: bool = False     # True: drop disconnected questions even when the pooled prior links them
 
 
 @dataclass
@@ -46,11 +47,7 @@ class BuildConfig:
     out: Path
     seed: int = 0
     variants: int = 3
-    bootstrap: int = 50
     thresholds: Thresholds = field(default_factory=Thresholds)
-    vote_weight: float = 0.1
-    dp_max: int = 16
-    milp_max: int = 40
     limit: int | None = None
     command: str = ""
     source: str = ""
@@ -71,22 +68,33 @@ class Context:
     category: dict[str, str]
 
 
+STAGES = ("read input", "validate", "encode", "denoise", "sample items", "leaderboard", "write outputs", "card")
+
+
 class Timer:
+    """Seconds per stage (timings.json), and the build's progress over STAGES (mr2bench.progress)."""
+
     def __init__(self) -> None:
+        from mr2bench.progress import Progress
+
         self.stages: dict[str, float] = {}
         self._t = time.perf_counter()
+        self._bar = Progress("build", total=len(STAGES), unit="stages")
 
     def lap(self, name: str) -> None:
         now = time.perf_counter()
         self.stages[name] = round(now - self._t, 4)
         logging.getLogger(__name__).debug("stage %s: %.2f s", name, now - self._t)
         self._t = now
+        self._bar.update(1, note=f"{name} done")
+        if name == STAGES[-1]:
+            self._bar.close()
 
 
 def _progress(desc: str):
-    from tqdm import tqdm
+    from mr2bench.progress import track
 
-    return lambda it: tqdm(it, desc=desc, file=sys.stderr, leave=False, disable=not sys.stderr.isatty())
+    return lambda it: track(it, desc, unit="questions")
 
 
 def _suffix(path: Path) -> str:
@@ -247,27 +255,15 @@ def _filters(d: Denoised, th: Thresholds) -> dict[int, str]:
     for qi, diag in enumerate(d.diagnostics):
         if diag["judgments"] < th.min_judgments:
             dropped[qi] = "too_few_judgments"
-        elif diag["components"] > 1:
+        elif diag["components"] > 1 and not diag.get("prior_links", False):
             dropped[qi] = "disconnected"
     return dropped
 
 
-def leaderboard(coded, cb: Codebook, w: np.ndarray, keep_q: np.ndarray, seed: int, rounds: int = 200) -> pd.DataFrame:
-    """One model-level BT fit over all kept questions, multinomial-bootstrap 95 % CIs."""
-    sel = keep_q[coded.q] & (w > 0)
-    o, _ = bt.dedupe(bt.make_outcomes(coded.a[sel], coded.b[sel], coded.y[sel], w[sel]))
-    theta = bt.fit(coded.n_models, o, alpha=0.01)
-    boots = bt.bootstrap(coded.n_models, o, theta, rng_for(seed, "leaderboard"), rounds, alpha=0.01)
-    lo, hi = np.percentile(boots, [2.5, 97.5], axis=0)
-    wins = np.bincount(coded.a[sel], coded.y[sel] == 1, coded.n_models) + np.bincount(coded.b[sel], coded.y[sel] == 0, coded.n_models)
-    games = np.bincount(coded.a[sel], minlength=coded.n_models) + np.bincount(coded.b[sel], minlength=coded.n_models)
-    ties = np.bincount(coded.a[sel], coded.y[sel] == 0.5, coded.n_models) + np.bincount(coded.b[sel], coded.y[sel] == 0.5, coded.n_models)
-    # Arena rule: rank = 1 + number of models whose lower bound is above this model's upper bound
-    rank = 1 + (lo[None, :] > hi[:, None]).sum(axis=1)
-    df = pd.DataFrame({"rank": rank, "model": cb.models, "score": theta, "ci_low": lo, "ci_high": hi,
-                       "elo": 1000 + theta * 400 / np.log(10), "judgments": games.astype(int),
-                       "wins": wins.astype(int), "ties": ties.astype(int)})
-    return df.sort_values(["score", "model"], ascending=[False, True]).reset_index(drop=True)
+def leaderboard(coded, cb: Codebook, d: Denoised, keep_q: np.ndarray) -> tuple[pd.DataFrame, list[dict]]:
+    """Model-level BT over the kept questions' weighted votes, ranked within connected model sets only
+    (mr2bench.ranking.leaderboard); models without weighted judgments come back apart."""
+    return model_leaderboard(coded.q, coded.a, coded.b, coded.y, d.row_target, d.row_weight, keep_q, cb.models)
 
 
 def _recovery(d: Denoised, cb: Codebook, truth: pd.DataFrame, keep: list[int]) -> dict[str, float]:
@@ -309,8 +305,8 @@ def build(kept: pd.DataFrame, quarantine: list[dict], rows_in: int, ctx: Context
     kept, shared = neutral_shared_ids(kept)
     coded, cb = encode(kept)
     timer.lap("encode")
-    dcfg = DenoiseConfig(bootstrap=cfg.bootstrap, vote_weight=cfg.vote_weight, tie_confidence=th.tie_confidence,
-                         drop_below=th.drop_annotator_below, dp_max=cfg.dp_max, milp_max=cfg.milp_max, seed=cfg.seed)
+    dcfg = DenoiseConfig(tie_confidence=th.tie_confidence, drop_below=th.drop_annotator_below, seed=cfg.seed,
+                         rank_disconnected=not th.drop_disconnected, slot_classes=cfg.kind == "video")
     d = denoise(coded, dcfg, progress=_progress("rank questions"))
     timer.lap("denoise")
     dropped = _filters(d, th)
@@ -319,7 +315,7 @@ def build(kept: pd.DataFrame, quarantine: list[dict], rows_in: int, ctx: Context
                 questions_in=coded.n_questions)
     if not keep_q.any():
         _fail(cfg, quarantine, base, f"0 of {coded.n_questions} questions ranked",
-              _question_losses(dropped, d, cb, th), dropped=dropped)
+              _question_losses(dropped, d, cb, th) + _row_losses(quarantine), dropped=dropped)
 
     # rankings table
     rows = []
@@ -334,13 +330,13 @@ def build(kept: pd.DataFrame, quarantine: list[dict], rows_in: int, ctx: Context
     items, slot_counts, no_items = [], [0, 0, 0, 0], {}
     media_missing = 0
     media_rel: dict[str, str | None] = {}
-    for qi in np.flatnonzero(keep_q):
+    for qi in _progress("sample items")(np.flatnonzero(keep_q)):
         qid = cb.questions[qi]
         if len(d.order[qi]) < 4:
             no_items[qid] = "fewer_than_4_models"
             continue
         variants = sample_variants(d.order[qi], d.rank[qi], d.share[qi], cfg.variants, separation=th.separation,
-                                   rng=rng_for(cfg.seed, "items", qid), slot_start=len(items))
+                                   rng=rng_for(cfg.seed, "items", qid), slot_start=len(items), draws=d.draws(qi))
         if not variants:
             no_items[qid] = "not_separable"
             continue
@@ -359,18 +355,25 @@ def build(kept: pd.DataFrame, quarantine: list[dict], rows_in: int, ctx: Context
     timer.lap("sample items")
     if items_df.empty:
         _fail(cfg, quarantine, dict(base, questions_ranked=int(keep_q.sum())), "0 items sampled",
-              _question_losses(no_items, d, cb, th), dropped=dropped, no_items=no_items)
+              _question_losses(no_items, d, cb, th) + _row_losses(quarantine), dropped=dropped, no_items=no_items)
 
-    board = leaderboard(coded, cb, d.row_weight, keep_q, cfg.seed)
+    board, board_apart = leaderboard(coded, cb, d, keep_q)
     timer.lap("leaderboard")
 
     from . import outputs
 
     outputs.write_tables(out, rankings, items_df, board, quarantine, cfg.kind)
+    outputs.write_removed_arcs(out, coded, d, cb, keep_q)   # the report shows them per question
     n_kept = rows_kept if rows_kept is not None else len(kept) + skipped
     report = _report(cfg, d, coded, cb, n_kept, quarantine, rows_in, skipped, dropped, no_items, items_df,
                      slot_counts, media_missing, board, truth, annotator_kinds, extra_report)
     report["counts"].update(checks or {})
+    report["counts"]["responses_unevidenced"] = len(d.unevidenced)
+    report["responses_unevidenced"] = [{"question_id": cb.questions[qi], "model": cb.models[m], "reason": why}
+                                       for qi, m, why in d.unevidenced]
+    report["leaderboard_apart"] = board_apart
+    report["config"]["posterior"] = "laplace"
+    report["config"]["prior_informative"] = d.prior_informative
     report["quarantine_values"] = quarantine_values(quarantine)
     report["config"].update(media_root=None if cfg.media_root is None else str(cfg.media_root),
                             value_map=cfg.value_map)
@@ -403,7 +406,7 @@ def _report(cfg, d: Denoised, coded, cb, n_kept, quarantine, rows_in, skipped, d
         for k, name in enumerate(cb.annotators):
             ann.append({"annotator_id": name, **{s: (str(v[k]) if s == "status" or isinstance(v[k], str) else _r(v[k], 4))
                                                  for s, v in d.annotators.items()}})
-    status_counts = {s: sum(a["status"] == s for a in ann) for s in ("kept", "down-weighted", "dropped")}
+    status_counts = {s: sum(a["status"] == s for a in ann) for s in ("kept", "down-weighted", "inverted", "dropped")}
     n_pairs_total = sum(x["models"] * (x["models"] - 1) // 2 for x in diags)
     ties_total = sum(x["models"] - x["tie_groups"] for x in diags)
     report: dict[str, Any] = {
@@ -422,9 +425,8 @@ def _report(cfg, d: Denoised, coded, cb, n_kept, quarantine, rows_in, skipped, d
             "judgments_with_zero_weight": int((d.row_weight == 0).sum()),
         },
         "thresholds": asdict(cfg.thresholds),
-        "config": {"variants": cfg.variants, "bootstrap": cfg.bootstrap, "vote_weight": cfg.vote_weight,
-                   "exact_dp_max_nodes": cfg.dp_max, "exact_milp_max_nodes": cfg.milp_max,
-                   "prior_precision": d.prior_precision, "limit": cfg.limit},
+        "config": {"variants": cfg.variants, "posterior_draws": DRAWS, "prior_precision": d.prior_precision,
+                   "limit": cfg.limit},
         "diagnostics": {
             "vote_graph_3cycles": sum(x["vote_cycles3"] for x in diags),
             "ensemble_graph_3cycles_before": sum(x["graph_cycles3_before"] for x in diags),
@@ -437,8 +439,8 @@ def _report(cfg, d: Denoised, coded, cb, n_kept, quarantine, rows_in, skipped, d
             "tie_groups_mean": _r(np.mean([x["tie_groups"] for x in diags]) if diags else 0.0),
             "judgments_per_question_median": float(np.median([x["judgments"] for x in diags])) if diags else 0.0,
         },
-        "annotators": {"counts": status_counts, "rule": "weight = clip(competence / vote-weighted median competence, 0, 1); "
-                       f"weight < {cfg.thresholds.drop_annotator_below} -> dropped; < 0.9 -> down-weighted",
+        "annotators": {"counts": status_counts, "rule": ANNOTATOR_RULE + f"; weight < {cfg.thresholds.drop_annotator_below}"
+                       " -> dropped (its votes count 0); < 0.9 -> down-weighted",
                        "per_annotator": ann},
         "leaderboard": [{k: (_r(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
                         for r in board.to_dict("records")],

@@ -113,8 +113,10 @@ def fallback_pick(seed: int, item_id: str, perm: Sequence[int]) -> int:
 
 
 def record_outcome(rec: ItemRecord, spec: BenchmarkSpec):
+    judged = rec.extra.get("judge_samples") if spec.judge_protocol == "agree_unless_rejected" else None
     return item_outcome(rec.rankings, rec.scores, spec.tie_policy, status=rec.status,
-                        parse_policy=spec.parse_policy, fallback_pick=rec.extra.get("fallback_pick"))
+                        parse_policy=spec.parse_policy, fallback_pick=rec.extra.get("fallback_pick"),
+                        judge_samples=judged)
 
 
 def record_top_choices(rec: ItemRecord) -> list[tuple[int, ...]]:
@@ -265,6 +267,9 @@ def _record(item: BenchmarkItem, index: int, runs: list[tuple[tuple[int, ...], A
                     usage[key] = usage.get(key, 0) + value
         try:
             shown = check_scores(out, item.n)
+            if isinstance(out, Verdict) and out.samples and not parsed:  # run 0: each judge sample, scored
+                from .judges.verdict import samples_in_original            # by the benchmark's judge_protocol
+                extra["judge_samples"] = samples_in_original(out.samples, perm)
         except DataError as exc:  # adapter output is untrusted: inf, None, "1.5", [1], a wrong length
             if error is None:
                 error, reason = str(exc), failure_reason(str(exc), exc)
@@ -288,7 +293,10 @@ def _record(item: BenchmarkItem, index: int, runs: list[tuple[tuple[int, ...], A
         extra["fallback_pick"] = fallback_pick(seed, item.id, perm0)
     rec = ItemRecord(id=item.id, category=item.category, group=item.group, rankings=item.rankings,
                      permutation=perm0, scores=scores, credit=None, status=status, extra=extra)
-    return replace(rec, credit=record_outcome(rec, spec).credit)
+    credit = record_outcome(rec, spec).credit
+    if credit is None and status == "ok" and spec.judge_protocol == "agree_unless_rejected":
+        status = "parse_failure"  # cal.py: no strict majority of agree or reject -> left out
+    return replace(rec, credit=credit, status=status)
 
 
 # ---------------------------------------------------------------- distribution
@@ -426,16 +434,23 @@ class RunPlan:
     fingerprint: dict[str, Any]
 
 
-def _no_items(spec: BenchmarkSpec, root: Path) -> DataError:
-    """Why a folder gave 0 items, from what the folder says of itself (a build records its benchmark)."""
-    why = f"none of its rows is a {spec.name} item"
+def _built_for(root: Path) -> str | None:
+    """The benchmark a build-benchmark folder was built for (its build_report.json says), else None."""
     try:
         built_for = json.loads((root / "build_report.json").read_text(encoding="utf-8")).get("benchmark")
     except (OSError, ValueError, AttributeError):
-        built_for = None
-    if built_for and built_for != spec.name:
-        why += f" (build_report.json: it was built for {built_for}, another modality or benchmark)"
-    return DataError(f"{spec.name}: 0 items to score in {root}: {why}; check --benchmarks and --data-dir")
+        return None
+    return built_for if isinstance(built_for, str) else None
+
+
+def _other_build(spec: BenchmarkSpec, root: Path, built_for: str) -> DataError:
+    return DataError(f"{spec.name}: {root} is a build-benchmark folder of {built_for} (build_report.json), "
+                     f"not {spec.name} data; check --benchmarks and --data-dir")
+
+
+def _no_items(spec: BenchmarkSpec, root: Path) -> DataError:
+    return DataError(f"{spec.name}: 0 items to score in {root}: none of its rows is a {spec.name} item; "
+                     "check --benchmarks and --data-dir")
 
 
 def plan_run(spec: BenchmarkSpec, cfg: EvalConfig, options: AdapterOptions) -> RunPlan:
@@ -447,6 +462,9 @@ def plan_run(spec: BenchmarkSpec, cfg: EvalConfig, options: AdapterOptions) -> R
         data = run_guard.hub_data(spec, getattr(snap, "revision", None))
     else:
         root = Path(data_dir).resolve()
+        built_for = _built_for(root)
+        if built_for is not None and built_for != spec.name:  # before reading: a build holds one benchmark
+            raise _other_build(spec, root, built_for)
         data = run_guard.local_data(_load_items(spec, root, cfg.limit))
         if data["n_items"] == 0:
             raise _no_items(spec, root)
@@ -458,7 +476,7 @@ def plan_run(spec: BenchmarkSpec, cfg: EvalConfig, options: AdapterOptions) -> R
 
 def run_benchmark(adapter: ModelAdapter, spec: BenchmarkSpec, cfg: EvalConfig, dist: Dist,
                   provenance: Mapping[str, Any], plan: RunPlan) -> BenchOutcome:
-    from tqdm import tqdm
+    from .progress import Progress
 
     data_dir = cfg.data_dirs.get(spec.name)
     root = None if data_dir is None else Path(data_dir).resolve()
@@ -474,8 +492,10 @@ def run_benchmark(adapter: ModelAdapter, spec: BenchmarkSpec, cfg: EvalConfig, d
     writer = RecordWriter(part)
     n_new = n_failed = n_resumed = n_seen = 0
     start = time.perf_counter()
-    bar = tqdm(desc=f"{spec.name} [rank {dist.rank}]" if dist.world > 1 else spec.name, unit="item",
-               total=cfg.limit, disable=not cfg.progress, dynamic_ncols=True, mininterval=0.5)
+    n_total = plan.fingerprint.get("data", {}).get("n_items", cfg.limit)   # local data: counted in plan_run
+    bar = Progress(f"{spec.name} [rank {dist.rank}]" if dist.world > 1 else spec.name,
+                   None if n_total is None else len(range(dist.rank, n_total, dist.world)), "items",
+                   enabled=cfg.progress, leave=True)
 
     def mine() -> Iterator[tuple[int, Any]]:
         nonlocal n_seen, n_resumed

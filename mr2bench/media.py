@@ -67,18 +67,41 @@ def _hub_bases() -> tuple[Path, ...]:
     return tuple(b.expanduser().resolve() for b in bases)
 
 
-def resolve_inside(root: str | Path | None, rel: str) -> Path:
-    """Resolve a media path against the dataset root; a path that escapes the root is an error. Without a
-    root the path is the caller's own (library use), resolved as given; rows use :func:`check_media_path`."""
+def _snapshot_blobs(base: Path) -> Path | None:
+    """A Hugging Face cache snapshot (``<repo>/snapshots/<commit>/``) holds its files as symlinks into
+    ``<repo>/blobs/`` (huggingface_hub's cache layout): there, that folder belongs to the root too."""
+    blobs = base.parent.parent / "blobs"
+    return blobs if base.parent.name == "snapshots" and blobs.is_dir() else None
+
+
+def contained(root: str | Path, rel: str) -> Path | None:
+    """The resolved path of ``rel`` under ``root``, or None when it escapes: symlinks are followed and the
+    target must lie inside the root (or, for a Hub cache snapshot, in its own repo's blobs while the path
+    as written stays inside the snapshot). Raises ``DataError`` for a path that cannot be resolved."""
     try:
-        if root is None:
-            return Path(rel).resolve()
         base = Path(root).resolve()
         target = (base / rel).resolve()
     except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
         raise DataError(f"bad media path {rel!r}: {exc}", field=_FIELD) from None
-    if not _within(target, base):
-        raise DataError(f"media path {rel!r} escapes the dataset root {str(base)!r}", field=_FIELD)
+    if _within(target, base):
+        return target
+    blobs = _snapshot_blobs(base)
+    if blobs is not None and _within(target, blobs) and _within(Path(os.path.normpath(base / rel)), base):
+        return target
+    return None
+
+
+def resolve_inside(root: str | Path | None, rel: str) -> Path:
+    """Resolve a media path against the dataset root; a path that escapes the root is an error. Without a
+    root the path is the caller's own (library use), resolved as given; rows use :func:`check_media_path`."""
+    if root is None:
+        try:
+            return Path(rel).resolve()
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise DataError(f"bad media path {rel!r}: {exc}", field=_FIELD) from None
+    target = contained(root, rel)
+    if target is None:
+        raise DataError(f"media path {rel!r} escapes the dataset root {str(Path(root).resolve())!r}", field=_FIELD)
     return target
 
 

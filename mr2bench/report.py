@@ -8,8 +8,9 @@ poster frames), the responses in the order shown to the model, the gold ranking,
 and which model got it right. A build folder gets its questions (the ranking with intervals), its
 sampled items and its report figures instead.
 
-The browser's state can be set from the URL fragment (``#bench=...&cat=...&correct=wrong:MODEL&q=...``),
-the same code path as the controls; that is how the headless-browser test applies a filter.
+The browser's state can be set from the URL fragment (``#bench=...&cat=...&correct=wrong:MODEL&q=...``;
+``view=items`` shows the browser alone), the same code path as the controls; that is how the headless-browser
+test applies a filter.
 """
 from __future__ import annotations
 
@@ -189,13 +190,20 @@ def build_page(folder: Path, max_items: int) -> dict[str, Any]:
     kind = report.get("kind", "video")
     ranks = pd.read_parquet(folder / "rankings.parquet") if (folder / "rankings.parquet").is_file() else None
     items_df = pd.read_parquet(folder / "items.parquet") if (folder / "items.parquet").is_file() else None
+    arcs_file = folder / "removed_arcs.parquet"
+    removed: dict[str, list[dict[str, Any]]] = {}
+    if arcs_file.is_file():   # builds before this file existed show their rankings without it
+        for r in pd.read_parquet(arcs_file).itertuples():
+            removed.setdefault(str(r.question_id), []).append(
+                {"winner": str(r.winner), "loser": str(r.loser), "weight": float(r.weight)})
     questions = []
     if ranks is not None:
         for qid, g in ranks.groupby("question_id", sort=True):
             g = g.sort_values("position")
             questions.append({"id": str(qid), "ranking": [
                 {"model": str(r.model), "rank": int(r.rank), "score": float(r.score),
-                 "ci": [float(r.ci_low), float(r.ci_high)]} for r in g.itertuples()]})
+                 "ci": [float(r.ci_low), float(r.ci_high)]} for r in g.itertuples()],
+                "removed": removed.get(str(qid), []) if arcs_file.is_file() else None})
     items = []
     if items_df is not None:
         for r in items_df.head(max_items).itertuples():
@@ -211,7 +219,7 @@ def build_page(folder: Path, max_items: int) -> dict[str, Any]:
     facts = [["rows in", counts.get("rows_in", report.get("ranking_rows", {}).get("rows_in"))],
              ["kept / quarantined", f"{counts.get('kept')} / {counts.get('quarantined')}"],
              ["questions ranked", counts.get("questions_ranked")], ["items", counts.get("items")],
-             ["feedback arcs removed", diag.get("feedback_arcs_removed")],
+             ["removed edges (votes against the order)", diag.get("feedback_arcs_removed")],
              ["3-cycles before / after", f"{diag.get('ensemble_graph_3cycles_before')} / "
                                          f"{diag.get('ensemble_graph_3cycles_after')}"],
              ["seed", report.get("seed")], ["synthetic", report.get("synthetic")]]
@@ -313,9 +321,11 @@ function header() {
   } else {
     h += "<h2>Build</h2>" + table(D.facts, ["", ""]);
     h += "<h2>Questions</h2><p class='muted'>" + D.questions.length + " ranked questions; score with 95% interval.</p>";
+    h += "<p class='muted'>Removed edges: the vote graph's net wins (weighted votes) that the final order overrules, as winner &gt; loser (weight): the winner is ranked below the loser.</p>";
     h += "<div style='max-height:420px;overflow:auto'>" + table(D.questions.slice(0, 500).map((q) => [q.id,
-      q.ranking.map((r) => r.rank + ". " + r.model + " " + r.score.toFixed(2) + " [" + r.ci[0].toFixed(2) + ", " + r.ci[1].toFixed(2) + "]").join("  |  ")]),
-      ["question", "ranking (rank. model score [95% CI])"]) + "</div>";
+      q.ranking.map((r) => r.rank + ". " + r.model + " " + r.score.toFixed(2) + " [" + r.ci[0].toFixed(2) + ", " + r.ci[1].toFixed(2) + "]").join("  |  "),
+      q.removed === null ? "not recorded" : q.removed.length ? q.removed.map((e) => e.winner + " > " + e.loser + " (" + e.weight.toPrecision(3) + ")").join("; ") : "none"]),
+      ["question", "ranking (rank. model score [95% CI])", "removed edges"]) + "</div>";
   }
   h += "<h2>Plots</h2>" + plots();
   $("results").innerHTML = h;
@@ -374,6 +384,7 @@ function fromHash() {
   const p = new URLSearchParams(location.hash.slice(1));
   const set = (id, key) => { if (p.has(key)) $(id).value = p.get(key); };
   set("f-bench", "bench"); set("f-cat", "cat"); set("f-correct", "correct"); set("f-q", "q");
+  $("results").hidden = p.get("view") === "items";   // the item browser alone (e.g. for a screenshot)
 }
 header(); controls(); fromHash(); apply();
 window.addEventListener("hashchange", () => { fromHash(); apply(); });

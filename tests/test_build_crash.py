@@ -19,7 +19,7 @@ from mr2bench.cli import main
 from mr2bench.schema import DataError
 
 # a small image demo build: every crash point of a full build, in a few seconds
-IMAGE = ["build-benchmark", "image", "--out", "OUT", "--bootstrap", "3", "--limit", "8", "--variants", "1"]
+IMAGE = ["build-benchmark", "image", "--out", "OUT", "--limit", "8", "--variants", "1"]
 BEFORE_SWAP = ["between-tables", "tables", "plots", "before-manifest", "after-manifest"]
 POINTS = [*BEFORE_SWAP, "between-renames", "before-trash-removed"]
 FRESH_POINTS = ["between-tables", "plots", "after-manifest", "between-renames", "before-trash-removed"]
@@ -216,7 +216,7 @@ def test_sigkill_of_a_demo_video_build_mid_write(runs, tmp_path):
     _, refs = runs
     work = tmp_path / "video"
     shutil.copytree(refs[0], work / "OUT")
-    argv = ["build-benchmark", "video", "--out", "OUT", "--bootstrap", "3", "--limit", "10", "--variants", "1"]
+    argv = ["build-benchmark", "video", "--out", "OUT", "--limit", "10", "--variants", "1"]
     proc = _spawn(work, 1, argv=argv)
     deadline = time.monotonic() + 300
     while proc.poll() is None and time.monotonic() < deadline:
@@ -241,7 +241,7 @@ def test_python_api_builds_are_sealed_and_swapped_too(runs, tmp_path):
     _, refs = runs
     out = tmp_path / "api"
     shutil.copytree(refs[0], out)          # an older sealed build holding a plot the new one does not make
-    cfg = BuildConfig(kind="image", out=out, seed=1, variants=1, bootstrap=3, limit=8, synthetic=True)
+    cfg = BuildConfig(kind="image", out=out, seed=1, variants=1, limit=8, synthetic=True)
     build_image(None, cfg)
     assert cfg.out == out and leftover_siblings(out) == []
     verify_build_folder(out)

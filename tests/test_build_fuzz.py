@@ -90,7 +90,7 @@ def test_fuzzed_full_build_never_crashes(tmp_path, rows, values, media_root, cap
     (tmp_path / "clip.mp4").write_bytes(b"clip")
     flags = [x for v in values for x in ("--value", v)] + (["--media-root", str(tmp_path)] if media_root else [])
     outs = [tmp_path / "out0", tmp_path / "out1"]
-    codes = [build_benchmark_main(["video", str(path), "--out", str(o), "--bootstrap", "3", "--min-judgments", "1",
+    codes = [build_benchmark_main(["video", str(path), "--out", str(o), "--min-judgments", "1",
                                    *flags]) for o in outs]
     assert codes[0] == codes[1]
     event(f"exit {codes[0]}")

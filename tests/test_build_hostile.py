@@ -13,7 +13,7 @@ import pytest
 from mr2bench.cli import build_benchmark_main
 
 MODELS = ["m0", "m1", "m2", "m3", "m4"]
-FAST = ["--bootstrap", "6", "--min-judgments", "3"]
+FAST = ["--min-judgments", "3"]
 
 
 def votes(qids: list[str], per: int = 40, codes: tuple[str, str] = ("model_a", "model_b"), seed: int = 0,
@@ -109,7 +109,7 @@ def test_python_api_media_are_contained_too(tmp_path, monkeypatch):
     js = [Judgment(**{k: v for k, v in r.items() if k != "video"},
                    media=Media("video", path="inside.mp4" if r["question_id"] == "q1" else "/etc/hostname"))
           for r in votes(["q1", "q2"])]
-    rep = build_video(judgments_table(js), BuildConfig(kind="video", out=tmp_path / "out", bootstrap=6))
+    rep = build_video(judgments_table(js), BuildConfig(kind="video", out=tmp_path / "out"))
     assert rep["counts"]["quarantine_reasons"] == {"media_outside_root": 40}
 
 
@@ -142,8 +142,9 @@ def rank_rows(bad: dict[int, object]) -> list[dict]:
     rng = random.Random(1)
     rows = []
     for p in range(8):
+        order = sorted(MODELS, key=lambda _: rng.random())   # annotators agree: a ranking with signal
         for u in range(3):
-            for k, m in enumerate(sorted(MODELS, key=lambda _: rng.random())):
+            for k, m in enumerate(order):
                 rows.append({"prompt_id": f"p{p}", "model": m, "rank": k + 1, "annotator_id": f"a{u}"})
     for i, v in bad.items():
         rows[i]["rank"] = v
@@ -306,7 +307,7 @@ def test_genai_arena_battles_keep_their_votes(samples_dir, tmp_path):
         data = [dict(r) for r in rows] if cols else [{k: v for k, v in r.items() if k != "tstamp"} for r in rows]
         src = write(tmp_path / f"{variant}.jsonl", data)
         out = tmp_path / variant
-        code = build_benchmark_main(["video", str(src), "--out", str(out), "--bootstrap", "6", "--min-judgments", "3",
+        code = build_benchmark_main(["video", str(src), "--out", str(out), "--min-judgments", "3",
                                      "--separation", "0.5", "--column", "annotator_id=judge", *cols])
         assert code == 0, variant
         rep = report(out)
@@ -329,8 +330,7 @@ def test_empty_builds_fail_and_name_their_losses(tmp_path, capsys):
 
     good = write(tmp_path / "g.csv", votes(["q1", "q2"]))
     out = tmp_path / "o2"
-    assert build_benchmark_main(["video", str(good), "--out", str(out), "--bootstrap", "6",
-                                 "--min-judgments", "1000"]) == 2
+    assert build_benchmark_main(["video", str(good), "--out", str(out), "--min-judgments", "1000"]) == 2
     err = capsys.readouterr().err
     assert "0 of 2 questions ranked" in err and "too_few_judgments 2" in err and "'q1' (40 judgments" in err
     assert report(out)["counts"]["questions_filtered"] == {"too_few_judgments": 2}
@@ -338,8 +338,28 @@ def test_empty_builds_fail_and_name_their_losses(tmp_path, capsys):
 
     three = write(tmp_path / "t.csv", [r for r in votes(["q1"]) if {r["model_a"], r["model_b"]} <= {"m0", "m1", "m2"}])
     out = tmp_path / "o3"
-    assert build_benchmark_main(["video", str(three), "--out", str(out), "--bootstrap", "6",
-                                 "--min-judgments", "1"]) == 2
+    assert build_benchmark_main(["video", str(three), "--out", str(out), "--min-judgments", "1"]) == 2
     err = capsys.readouterr().err
     assert "0 items sampled" in err and "fewer_than_4_models 1" in err and "Traceback" not in err
     assert report(out)["counts"]["questions_without_items"] == {"fewer_than_4_models": 1}
+
+
+def test_an_empty_build_names_its_row_losses_beside_its_question_losses(tmp_path, capsys):
+    """90% of the votes carry codes nobody mapped: the build ends with too few votes per question, and the
+    error must still name the rows it lost and their values, the loss that explains it."""
+    rows = votes(["q1", "q2"])
+    for k, r in enumerate(rows):
+        if k % 10:
+            r["winner"] = "left" if k % 2 else "right"
+    src = write(tmp_path / "lr.csv", rows)
+    assert build_benchmark_main(["video", str(src), "--out", str(tmp_path / "o"), "--min-judgments", "10"]) == 2   # 4 votes a question are too few
+    err = capsys.readouterr().err
+    assert "nothing to build" in err and "unknown_winner 72" in err and "'left'" in err and "--value" in err
+
+
+def test_the_removed_bootstrap_flag_warns_instead_of_being_silently_obeyed(tmp_path, caplog):
+    """0.1 scripts pass --bootstrap N; confidence is a posterior now, so the flag is named as ignored."""
+    src = write(tmp_path / "v.csv", votes(["q1", "q2"]))
+    with caplog.at_level("WARNING"):
+        assert build_benchmark_main(["video", str(src), "--out", str(tmp_path / "o"), "--bootstrap", "6", *FAST]) == 0
+    assert any("--bootstrap is ignored" in r.getMessage() for r in caplog.records)

@@ -250,16 +250,18 @@ def test_nothing_to_score_is_an_error(tmp_path, capsys):
         assert exc.value.code == 2 and "--limit: must be >= 1" in capsys.readouterr().err
 
 
-def test_an_empty_build_says_which_benchmark_it_was_built_for(tmp_path):
-    from mr2bench.evaluate import _no_items
-    from mr2bench.registry import get_benchmark
+def test_a_build_folder_given_to_another_benchmark_is_refused_before_it_is_read(tmp_path, capsys):
+    from mr2bench.evaluate import _built_for
 
     # build-benchmark writes build_report.json naming the benchmark it built (README, build-benchmark outputs)
     (tmp_path / "build_report.json").write_text(json.dumps({"benchmark": "mr2bench-image", "kind": "image"}))
-    msg = str(_no_items(get_benchmark("mr2bench-video"), tmp_path))
-    assert "built for mr2bench-image" in msg and "--benchmarks" in msg
-    (tmp_path / "build_report.json").write_text("[1, 2]")      # not an object: no hint, no crash
-    assert "built for" not in str(_no_items(get_benchmark("mr2bench-video"), tmp_path))
+    for bench in ("mr2bench-video", "vl-rewardbench"):   # the other modality, and a benchmark of another layout
+        assert run(tmp_path / f"out-{bench}", tmp_path, "--benchmarks", bench) == 2
+        msg = one_error_line(capsys.readouterr().err)
+        assert f"is a build-benchmark folder of mr2bench-image (build_report.json), not {bench} data" in msg
+        assert "--benchmarks and --data-dir" in msg
+    (tmp_path / "build_report.json").write_text("[1, 2]")      # not an object: no claim, no crash
+    assert _built_for(tmp_path) is None
 
 
 FLAKY = '''

@@ -264,23 +264,42 @@ def test_field_map_reads_an_unverified_schema(tmp_path):
 
 
 # ---------------------------------------------------------------- 4. Hub mode from the HF cache
-def populate_cache(cache: Path, repo_id: str, source: Path, sha: str = SHA) -> Path:
-    """The HF hub cache layout (huggingface_hub file_download docs): datasets--OWNER--NAME/refs/main holds
-    the commit; snapshots/<sha>/ holds the files (real caches use symlinks into blobs/; copies read the
-    same)."""
+def populate_cache(cache: Path, repo_id: str, source: Path, sha: str = SHA, links: bool = True) -> Path:
+    """The HF hub cache layout (huggingface_hub's cache docs, "Manage huggingface_hub cache-system"):
+    datasets--OWNER--NAME/refs/main holds the commit; snapshots/<sha>/ holds every file as a relative symlink
+    into ../blobs/<hash> (folders are real). ``links=False`` is the variant the world also has: a cache on a
+    file system without symlinks (Windows without developer mode) stores plain copies in the snapshot."""
+    import hashlib
+    import os
+
     repo = cache / f"datasets--{repo_id.replace('/', '--')}"
     (repo / "refs").mkdir(parents=True, exist_ok=True)
     (repo / "refs" / "main").write_text(sha)
-    shutil.copytree(source, repo / "snapshots" / sha)
-    return repo / "snapshots" / sha
+    snap = repo / "snapshots" / sha
+    if not links:
+        shutil.copytree(source, snap)
+        return snap
+    (repo / "blobs").mkdir(exist_ok=True)
+    for path in sorted(source.rglob("*")):
+        dest = snap / path.relative_to(source)
+        if path.is_dir():
+            dest.mkdir(parents=True, exist_ok=True)
+            continue
+        data = path.read_bytes()
+        blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.write_bytes(data)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.symlink_to(os.path.relpath(blob, dest.parent))
+    return snap
 
 
-def test_hub_mode_reads_rows_and_media_from_the_cache(samples_dir, tmp_path, adapters, monkeypatch):
+@pytest.mark.parametrize("links", [True, False], ids=["blob-symlinks", "plain-copies"])
+def test_hub_mode_reads_rows_and_media_from_the_cache(samples_dir, tmp_path, adapters, monkeypatch, links):
     from huggingface_hub import constants
 
     build_mmrlhf_hub_tree(samples_dir, tmp_path / "tree")
     cache = tmp_path / "hf"
-    populate_cache(cache, "yifanzhang114/MM-RLHF-RewardBench", tmp_path / "tree")
+    populate_cache(cache, "yifanzhang114/MM-RLHF-RewardBench", tmp_path / "tree", links=links)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     out = tmp_path / "out"

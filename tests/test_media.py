@@ -342,3 +342,26 @@ def test_cli_symlink_out_and_fifo_frame_folders_are_failed_items(tmp_path):
     assert recs["q1"]["status"] == "failed" and "escapes the dataset root" in recs["q1"]["error"]
     assert recs["q2"]["status"] == "failed" and "is a FIFO" in recs["q2"]["error"]
     assert seen.read_text().split() == ["q0"]     # the adapter never got the bad folders
+
+
+def test_hub_cache_snapshot_links_into_its_own_blobs_only(tmp_path):
+    """huggingface_hub's cache: snapshots/<sha>/<file> is a relative symlink into <repo>/blobs/. Those
+    links stay inside the root; a link elsewhere, or a path written to reach blobs/ directly, does not."""
+    import os
+
+    from mr2bench.media import resolve_inside
+    from mr2bench.schema import DataError
+
+    repo = tmp_path / "datasets--o--n"
+    snap = repo / "snapshots" / ("a" * 40)
+    (repo / "blobs").mkdir(parents=True)
+    (snap / "images").mkdir(parents=True)
+    (repo / "blobs" / "f00d").write_bytes(b"png")
+    (snap / "images" / "x.png").symlink_to(os.path.relpath(repo / "blobs" / "f00d", snap / "images"))
+    outside = tmp_path / "secret.txt"
+    outside.write_text("s")
+    (snap / "images" / "leak.png").symlink_to(outside)
+    assert resolve_inside(snap, "images/x.png") == (repo / "blobs" / "f00d").resolve()
+    for rel in ("images/leak.png", "../../blobs/f00d", str(repo / "blobs" / "f00d")):
+        with pytest.raises(DataError, match="escapes the dataset root"):
+            resolve_inside(snap, rel)

@@ -71,8 +71,7 @@ def make_build(root: Path, kind: str = "video", n_questions: int = 3) -> Path:
                    "media_missing": 0, "quarantine_reasons": {"self_pair": 1, "unknown_winner": 1},
                    "questions_filtered": {}, "questions_in": n_questions, "questions_ranked": n_questions,
                    "questions_with_items": n_questions, "questions_without_items": {}},
-        "config": {"bootstrap": 10, "exact_dp_max_nodes": 16, "exact_milp_max_nodes": 40, "prior_precision": 4.0,
-                   "variants": 2, "vote_weight": 0.1},
+        "config": {"posterior_draws": 1000, "prior_precision": 4.0, "variants": 2},  # as pipeline._report writes it
         "thresholds": {"drop_annotator_below": 0.25, "min_judgments": 5, "separation": 0.9, "tie_confidence": 0.9},
         "diagnostics": {"ensemble_graph_3cycles_after": 0, "ensemble_graph_3cycles_before": 3,
                         "fas_solver_components": {"dp": 1}, "feedback_arcs_removed": 1,
@@ -364,8 +363,7 @@ def test_real_image_build_stages_and_validates(tmp_path, capsys):
     from mr2bench.cli import main
 
     build = tmp_path / "build"
-    assert main(["build-benchmark", "image", "--out", str(build), "--limit", "4", "--bootstrap", "5",
-                 "--variants", "1", "--min-judgments", "1"]) == 0
+    assert main(["build-benchmark", "image", "--out", str(build), "--limit", "4", "--variants", "1", "--min-judgments", "1"]) == 0
     assert main(["publish", str(build), "--stage-only", str(tmp_path / "stage")]) == 0
     out = capsys.readouterr().out
     assert "media image" in out and "validated" in out

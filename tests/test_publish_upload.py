@@ -389,8 +389,7 @@ def test_real_video_build_and_eval_run_publish(hub, tmp_path, capfd, caplog):
     from mr2bench.cli import main
 
     build, out = tmp_path / "build", tmp_path / "eval"
-    assert main(["build-benchmark", "video", "--out", str(build), "--limit", "3", "--bootstrap", "5",
-                 "--variants", "1"]) == 0
+    assert main(["build-benchmark", "video", "--out", str(build), "--limit", "3", "--variants", "1"]) == 0
     rc, text = _publish(capfd, caplog, str(build), "--repo-id", "org/video")
     assert rc == 0, text
     files = hub.files("org/video")

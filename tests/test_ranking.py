@@ -31,6 +31,24 @@ def test_bt_recovers_planted_order_and_matches_choix():
     np.testing.assert_allclose(theta - theta.mean(), ref - ref.mean(), atol=2e-3)
 
 
+def test_newton_blocks_match_choix_and_the_lbfgs_fit():
+    # the production fitter: two questions solved as one batch, each equal to its own choix MLE
+    rng = np.random.default_rng(4)
+    truth = np.array([[1.2, 0.4, -0.3, -1.1], [-0.5, 0.9, 0.1, -0.6]])
+    q = rng.integers(0, 2, 8000)
+    i = rng.integers(0, 4, 8000)
+    j = (i + rng.integers(1, 4, 8000)) % 4
+    won = (rng.random(8000) < 1 / (1 + np.exp(truth[q, j] - truth[q, i]))).astype(float)
+    theta, H = bt.fit_newton(bt.aggregate(4, q, i, j, won, np.ones(8000)), np.zeros((2, 4)), 1e-8)
+    for k in range(2):
+        sel = q == k
+        ref = choix.ilsr_pairwise(4, [(a, b) if w else (b, a) for a, b, w in zip(i[sel], j[sel], won[sel])], alpha=0.0)
+        np.testing.assert_allclose(theta[k] - theta[k].mean(), ref - ref.mean(), atol=2e-3)
+        lb = bt.fit(4, bt.make_outcomes(i[sel], j[sel], won[sel]), alpha=1e-8, tol=1e-10)
+        np.testing.assert_allclose(theta[k] - theta[k].mean(), lb - lb.mean(), atol=1e-4)
+    assert np.all(np.linalg.eigvalsh(H) > 0)     # the Laplace precision is positive definite
+
+
 def test_ties_are_half_wins_like_choix_doubling():
     # A beats B twice, B beats C once, A-C tie twice: ours with y = 0.5 vs choix with the doubling trick
     rows = [(0, 1, 1.0), (0, 1, 1.0), (1, 2, 1.0), (0, 2, 0.5), (2, 0, 0.5)]
@@ -130,17 +148,18 @@ def test_sampling_balanced_distinct_and_separated():
     assert none == []
 
 
-def test_ensemble_drops_adversaries_and_beats_plain_bt():
+def test_ensemble_reads_adversaries_inverted_and_beats_plain_bt():
     from mr2bench.ranking.baselines import plain_bt
 
     arena = pairwise_arena(5, n_questions=60, votes_per_question=150, n_annotators=30, setting="adversarial")
     c, cb = encode(arena.judgments)
-    d = denoise(c, DenoiseConfig(bootstrap=10))
+    d = denoise(c, DenoiseConfig())
     kinds = dict(zip(arena.annotators.annotator_id, arena.annotators.kind))
-    w = dict(zip(cb.annotators, d.annotators["weight"]))
-    adv = [w[a] for a in cb.annotators if kinds[a] == "adversarial"]
-    good = [w[a] for a in cb.annotators if kinds[a] == "good"]
-    assert adv and max(adv) == 0.0 and np.mean(good) > 0.8
+    by = {k: [i for i, a in enumerate(cb.annotators) if kinds[a] == k] for k in ("good", "adversarial", "position")}
+    status, inv, slot = d.annotators["status"], d.annotators["inverted"], d.annotators["slot_a"]
+    assert by["adversarial"] and all(status[i] == "inverted" and inv[i] > 0.9 for i in by["adversarial"])
+    assert np.mean(d.annotators["weight"][by["good"]]) > 0.8
+    assert all(slot[i] > 0.9 for i in by["position"])     # position-biased: its slot-a votes discounted
     T = arena.truth.pivot(index="question_id", columns="model", values="theta").loc[cb.questions, cb.models].to_numpy()
     base = plain_bt(c)
     ens_tau = np.mean([tau_b(T[q, o], -np.arange(len(o))) for q, o in enumerate(d.order)])

@@ -80,7 +80,9 @@ def test_filters_in_a_real_browser(evaluated):
     _, out = evaluated
     page = out / "report.html"
     wrong = [r["id"] for r in _records(out, "random") if r["credit"] == 0]
-    matches, rows = _visible(_dom(page, "correct=wrong:random"))
+    dom = _dom(page, "correct=wrong:random&view=items")
+    matches, rows = _visible(dom)
+    assert re.search(r'<div id="results" hidden', dom)   # view=items: the browser alone (README screenshot)
     assert matches == len(wrong) > 0 and rows == wrong[:len(rows)] and len(rows) == min(300, len(wrong))
     right_both = {r["id"] for r in _records(out, "random") if r["credit"] == 1} & \
                  {r["id"] for r in _records(out, "length") if r["credit"] == 1}
@@ -101,6 +103,25 @@ def test_build_report_in_a_real_browser(evaluated):
     matches, rows = _visible(dom)
     assert matches == len(rows) > 0 and all(r.startswith("p0001") for r in rows)
     assert "Synthetic data" in dom and dom.count("data:image/png;base64,") >= 3   # the build's figures inline
+    q = next(q for q in data["questions"] if q["removed"])
+    e = q["removed"][0]
+    assert f"{e['winner']} &gt; {e['loser']} (" in dom       # the removed edges, rendered
+
+
+def test_build_page_lists_the_vote_graph_edges_the_order_removed(evaluated):
+    build, _ = evaluated
+    import pandas as pd
+
+    data = _page_data(build / "report.html")
+    report = json.loads((build / "build_report.json").read_text())
+    arcs = pd.read_parquet(build / "removed_arcs.parquet")
+    shown = [(q["id"], e["winner"], e["loser"]) for q in data["questions"] for e in q["removed"]]
+    assert sorted(shown) == sorted(arcs[["question_id", "winner", "loser"]].itertuples(index=False, name=None))
+    assert len(shown) == report["diagnostics"]["feedback_arcs_removed"] > 0
+    for q in data["questions"]:
+        place = {r["model"]: k for k, r in enumerate(q["ranking"])}
+        # each removed edge won on net votes, yet its winner is placed below its loser
+        assert all(e["weight"] > 0 and place[e["winner"]] > place[e["loser"]] for e in q["removed"])
 
 
 def test_report_of_a_folder_without_results_is_one_clear_error(tmp_path, capsys):

@@ -14,7 +14,7 @@ HELP = __doc__
 EPILOG = """examples:
   build-benchmark video --out runs/demo-video                      # synthetic demo arena
   build-benchmark image --out runs/demo-image
-  build-benchmark video votes.csv --out runs/video --variants 3 --bootstrap 100
+  build-benchmark video votes.csv --out runs/video --variants 3 --separation 0.95
   build-benchmark video battles.jsonl --out runs/v --column question_id=qid --column winner=vote
   build-benchmark image rankings.parquet --out runs/image --min-judgments 5
   build-benchmark video path/to/dataset_folder --split train --out runs/v
@@ -39,28 +39,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "paths resolving outside it are quarantined, never read")
     parser.add_argument("--split", default=None, help="split to read from a dataset folder / Hub id")
     parser.add_argument("--variants", type=int, default=3, help="4-response variants per question (default: 3)")
-    parser.add_argument("--bootstrap", type=int, default=50, help="bootstrap rounds for CIs and ties (default: 50)")
-    parser.add_argument("--min-judgments", type=int, default=10,
-                        help="drop questions with fewer kept judgments (default: 10)")
+    parser.add_argument("--bootstrap", type=int, default=None, help=argparse.SUPPRESS)  # removed; warns
+    parser.add_argument("--min-judgments", type=int, default=1,
+                        help="drop questions with fewer kept judgments (default: 1; the posterior already says how "
+                             "sure a thinly judged question is, and items need --separation)")
     parser.add_argument("--separation", type=float, default=0.9,
-                        help="share of bootstrap replicates in which an item's best beats each other response (default: 0.9)")
+                        help="posterior probability that an item's best is above all three others at once "
+                             "(and above each one) (default: 0.9)")
     parser.add_argument("--tie-confidence", type=float, default=0.9,
-                        help="adjacent responses separated in fewer replicates share a rank (default: 0.9)")
-    parser.add_argument("--drop-annotator-below", type=float, default=0.25,
-                        help="annotators whose reliability weight falls below this are dropped (default: 0.25)")
-    parser.add_argument("--vote-weight", type=float, default=0.1,
-                        help="weight of the net vote graph beside the bootstrap BT graph (default: 0.1)")
-    parser.add_argument("--exact-max", type=int, default=16, help="largest component solved by subset DP (default: 16)")
-    parser.add_argument("--milp-max", type=int, default=40,
-                        help="largest component solved by exact MILP; larger use Eades-Lin-Smyth (default: 40)")
+                        help="adjacent responses ordered with a lower posterior probability share a rank (default: 0.9)")
+    parser.add_argument("--drop-annotator-below", type=float, default=0.0,
+                        help="annotators whose weight (expected share of their votes that follow Bradley-Terry) "
+                             "falls below this are dropped; 0 keeps every vote at its soft weight (default: 0)")
+    parser.add_argument("--drop-disconnected", action="store_true",
+                        help="drop questions whose comparison graph is disconnected even when the pooled "
+                             "model-level prior is informative and links the parts (default: rank them)")
     parser.add_argument("--license", default="", help="license for the card (default: apache-2.0 for the demo, else other)")
 
 
 def _check(args: argparse.Namespace) -> None:
     from mr2bench.schema import DataError
 
-    if args.variants < 1 or args.bootstrap < 2:
-        raise DataError("--variants must be >= 1 and --bootstrap >= 2", field="--variants/--bootstrap")
+    if args.variants < 1:
+        raise DataError("must be >= 1", field="--variants")
+    if args.bootstrap is not None:  # scripts from 0.1 keep running; the number is not silently obeyed
+        import logging
+
+        logging.getLogger("mr2bench.commands.build").warning(
+            "--bootstrap is ignored: confidence now comes from the Laplace posterior of the ensemble, not "
+            "from bootstrap resamples; drop the flag")
     for name in ("separation", "tie_confidence"):
         if not 0.5 <= getattr(args, name) <= 1.0:
             raise DataError("must be within [0.5, 1]", field=f"--{name.replace('_', '-')}")
@@ -77,9 +84,10 @@ def run(args: argparse.Namespace) -> int:
     allowed = (PAIRWISE_REQUIRED + PAIRWISE_OPTIONAL) if args.kind == "video" else (RANKING_REQUIRED + RANKING_OPTIONAL)
     column_map = parse_column_map(args.column, allowed)
     cfg = BuildConfig(
-        kind=args.kind, out=Path(args.out), seed=args.seed, variants=args.variants, bootstrap=args.bootstrap,
-        thresholds=Thresholds(args.min_judgments, args.separation, args.tie_confidence, args.drop_annotator_below),
-        vote_weight=args.vote_weight, dp_max=args.exact_max, milp_max=args.milp_max, limit=args.limit,
+        kind=args.kind, out=Path(args.out), seed=args.seed, variants=args.variants,
+        thresholds=Thresholds(args.min_judgments, args.separation, args.tie_confidence, args.drop_annotator_below,
+                              args.drop_disconnected),
+        limit=args.limit,
         command=args.invocation,
         synthetic=args.input is None, license=args.license, media_root=args.media_root,
         value_map=parse_value_map(args.value, allowed))

@@ -1,10 +1,13 @@
-"""Vectorised Bradley-Terry: many independent item blocks fitted in one L-BFGS call.
+"""Bradley-Terry fits: many independent questions at once.
 
-Outcomes are rows (i, j, y, w): item i met item j, y = 1 if i won, 0 if j won, 0.5 for a tie or
-"both bad" (Chatbot Arena's half-win), w = weight (count x annotator weight). Items are integer ids;
-items of different questions never share a row, so one joint fit equals the per-question fits while
-costing one numpy pass per iteration. The L2 term pulls each item toward ``prior_mean`` (default 0)
-with precision ``alpha``: it makes undefeated or never-compared items finite (ranking.md 1.3).
+Production path (``aggregate`` + ``fit_newton``): judgments aggregated per (question, i < j) with their
+weights and soft targets, then batched Newton steps, one [Q, M, M] solve per step, with per-question
+step halving; the final Hessian is the Laplace posterior precision. The L2 term pulls each response
+toward ``mean`` (the pooled model-level prior) with precision ``lam``: it makes undefeated or
+never-compared responses finite (ranking.md 1.3). ``fit`` (L-BFGS on deduplicated outcome rows, the
+choix layout) is the reference the tests cross-check against choix.
+
+Outcomes: y = 1 if i won, 0 if j won, 0.5 for a tie or "both bad" (Chatbot Arena's half-win).
 """
 from __future__ import annotations
 
@@ -86,57 +89,85 @@ def fit(n_items: int, o: Outcomes, *, alpha: float | np.ndarray = 0.01,
     return res.x
 
 
-def fit_blocks(n_items: int, o: Outcomes, *, block: int, chunk_blocks: int = 256,
-               alpha: float | np.ndarray = 0.01, prior_mean: np.ndarray | None = None,
-               init: np.ndarray | None = None, tol: float = 1e-7) -> np.ndarray:
-    """``fit`` for items in independent blocks of ``block`` consecutive ids (one question's responses)
-    that no outcome row links: solved ``chunk_blocks`` blocks at a time. Same optimum as one joint fit,
-    but the working set stays in cache, so time grows linearly with the number of blocks (one joint
-    L-BFGS over 5,000 questions cost 14x the time of 500)."""
-    size = block * chunk_blocks
-    if n_items <= size:
-        return fit(n_items, o, alpha=alpha, prior_mean=prior_mean, init=init, tol=tol)
-    chunk = o.i // size
-    if not np.array_equal(chunk, o.j // size):
-        raise ValueError("an outcome row links two chunks: items are not in independent blocks")
-    alpha = np.broadcast_to(np.asarray(alpha, dtype=float), (n_items,))
-    order = np.argsort(chunk, kind="stable")
-    n_chunks = -(-n_items // size)
-    bounds = np.searchsorted(chunk[order], np.arange(n_chunks + 1))
-    theta = np.empty(n_items)
-    for k in range(n_chunks):
-        lo, hi = k * size, min(n_items, (k + 1) * size)
-        rows = order[bounds[k]:bounds[k + 1]]
-        sub = Outcomes(o.i[rows] - lo, o.j[rows] - lo, o.y[rows], o.w[rows])
-        theta[lo:hi] = fit(hi - lo, sub, alpha=alpha[lo:hi], tol=tol,
-                           prior_mean=None if prior_mean is None else prior_mean[lo:hi],
-                           init=None if init is None else init[lo:hi])
-    return theta
+def _bincount(idx: np.ndarray, w: np.ndarray | None = None, n: int = 0) -> np.ndarray:
+    """np.bincount that is float64 even for no rows (numpy returns int64 zeros then)."""
+    return np.bincount(idx, w, n).astype(float, copy=False)
 
 
-def log_likelihood(theta: np.ndarray, o: Outcomes) -> float:
-    d = theta[o.i] - theta[o.j]
-    return float(-np.sum(o.w * (np.logaddexp(0.0, d) - o.y * d)))
+@dataclass(frozen=True)
+class Pairs:
+    """Judgments of many questions aggregated per (question, i, j), i < j: ``w`` = total weight and
+    ``wy`` = the weight of i's wins (soft targets allowed). The BT likelihood is linear in the
+    targets, so this aggregation is exact, and it is the same for any slot order of the input rows."""
+
+    q: np.ndarray
+    i: np.ndarray
+    j: np.ndarray
+    w: np.ndarray
+    wy: np.ndarray
 
 
-def bootstrap(n_items: int, o: Outcomes, theta: np.ndarray, rng: np.random.Generator, rounds: int, *,
-              alpha: float | np.ndarray = 0.01, prior_mean: np.ndarray | None = None,
-              block: int | None = None) -> np.ndarray:
-    """``rounds`` refits on multinomial resamples of the unique outcome counts (FastChat style).
+def aggregate(n_models: int, q, i, j, y, w) -> Pairs:
+    lo, hi = np.minimum(i, j), np.maximum(i, j)
+    y_lo = np.where(i == lo, y, 1.0 - y)
+    key = (np.asarray(q, dtype=np.int64) * n_models + lo) * n_models + hi
+    uniq, inv = np.unique(key, return_inverse=True)
+    W = _bincount(inv, w, len(uniq))
+    WY = _bincount(inv, w * y_lo, len(uniq))
+    qq, rest = np.divmod(uniq, n_models * n_models)
+    keep = W > 0
+    return Pairs(qq[keep], rest[keep] // n_models, rest[keep] % n_models, W[keep], WY[keep])
 
-    Weights are resampled in proportion to their current values, total kept; each refit is
-    warm-started at the point estimate (``block``: refit with ``fit_blocks``). Returns [rounds, n_items].
-    """
-    out = np.empty((rounds, n_items))
-    total = float(o.w.sum())
-    if total <= 0:
-        out[:] = theta
-        return out
-    p = o.w / total
-    n = max(1, int(round(total)))
-    for b in range(rounds):
-        w = rng.multinomial(n, p) * (total / n)
-        ow = o.reweighted(w)
-        out[b] = (fit(n_items, ow, alpha=alpha, prior_mean=prior_mean, init=theta, tol=1e-5) if block is None
-                  else fit_blocks(n_items, ow, block=block, alpha=alpha, prior_mean=prior_mean, init=theta, tol=1e-5))
-    return out
+
+def block_objective(theta: np.ndarray, p: Pairs, mean: np.ndarray, lam: float | np.ndarray) -> np.ndarray:
+    """Per-question negative log posterior (up to a constant); theta and mean are [Q, M]."""
+    d = theta[p.q, p.i] - theta[p.q, p.j]
+    row = p.w * np.logaddexp(0.0, d) - p.wy * d
+    lam = np.broadcast_to(np.asarray(lam, dtype=float), theta.shape)
+    return _bincount(p.q, row, len(theta)) + 0.5 * np.sum(lam * (theta - mean) ** 2, axis=1)
+
+
+def hessian(theta: np.ndarray, p: Pairs, lam: float | np.ndarray) -> np.ndarray:
+    """[Q, M, M] Hessian of the negative log posterior: the weighted comparison Laplacian + prior."""
+    Q, M = theta.shape
+    s = expit(theta[p.q, p.i] - theta[p.q, p.j])
+    h = p.w * s * (1.0 - s)
+    off = _bincount((p.q * M + p.i) * M + p.j, h, Q * M * M).reshape(Q, M, M)
+    H = -(off + off.transpose(0, 2, 1))     # each unordered pair is one row (aggregate: i < j)
+    diag = _bincount(p.q * M + p.i, h, Q * M) + _bincount(p.q * M + p.j, h, Q * M)
+    lam = np.broadcast_to(np.asarray(lam, dtype=float), (Q, M))
+    H[:, np.arange(M), np.arange(M)] += diag.reshape(Q, M) + lam
+    return H
+
+
+def fit_newton(p: Pairs, mean: np.ndarray, lam: float | np.ndarray, *, init: np.ndarray | None = None,
+               tol: float = 1e-9, max_iter: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """MAP theta [Q, M] under BT with the prior N(mean, 1/lam) per response, and its Hessian.
+
+    Every question is an independent M-dimensional strictly convex problem: batched Newton steps
+    (one [Q, M, M] solve each) with per-question step halving converge in a handful of iterations,
+    and the final Hessian is the Laplace posterior precision."""
+    theta = (mean if init is None else init).astype(float).copy()
+    obj = block_objective(theta, p, mean, lam)
+    Q, M = theta.shape
+    lamq = np.broadcast_to(np.asarray(lam, dtype=float), (Q, M))
+    for _ in range(max_iter):
+        s = expit(theta[p.q, p.i] - theta[p.q, p.j])
+        g = p.w * s - p.wy
+        grad = (_bincount(p.q * M + p.i, g, Q * M) - _bincount(p.q * M + p.j, g, Q * M)).reshape(Q, M)
+        grad += lamq * (theta - mean)
+        step = np.linalg.solve(hessian(theta, p, lam), grad[..., None])[..., 0]
+        t = np.ones(Q)
+        for _half in range(30):
+            cand = theta - t[:, None] * step
+            new = block_objective(cand, p, mean, lam)
+            worse = new > obj + 1e-12 * np.abs(obj)
+            if not worse.any():
+                break
+            t = np.where(worse, t / 2, t)
+        theta, obj = cand, new
+        if np.max(np.abs(t[:, None] * step), initial=0.0) < tol:
+            break
+    if not np.all(np.isfinite(theta)):
+        raise RuntimeError("Bradley-Terry Newton fit diverged")
+    return theta, hessian(theta, p, lam)

@@ -19,14 +19,20 @@ def within_ranks(global_rank: np.ndarray, best: int, others: list[int]) -> list[
 
 
 def sample_variants(order: list[int], rank: np.ndarray, share: np.ndarray, k: int, *, separation: float,
-                    rng: np.random.Generator, slot_start: int, size: int = 4, tries: int = 50) -> list[Variant]:
+                    rng: np.random.Generator, slot_start: int, size: int = 4, tries: int = 50,
+                    draws: np.ndarray | None = None) -> list[Variant]:
     """Up to ``k`` distinct variants for one question.
 
-    The best of a variant beats each of the other three in at least ``separation`` of the bootstrap
-    replicates; best candidates are the responses with >= size-1 such inferiors. The best's slot is
-    (slot_start + variant) % size, so slots stay balanced over a whole build.
+    The best of a variant is above each of the other three with posterior probability at least
+    ``separation`` (``share``); with ``draws`` ([S, n_models] posterior draws), it must also be above
+    all three at once in at least ``separation`` of the draws, so the designated best is the true best
+    of its four with that probability, not only pairwise. Best candidates are the responses with
+    >= size-1 such inferiors. The best's slot is (slot_start + variant) % size, so slots stay balanced.
     """
-    below = {b: [o for o in order if o != b and share[b, o] >= separation] for b in order}
+    idx = np.asarray(order, dtype=np.int64)
+    sep = share[np.ix_(idx, idx)] >= separation
+    np.fill_diagonal(sep, False)
+    below = {b: idx[sep[r]].tolist() for r, b in enumerate(order)}
     candidates = [b for b in order if len(below[b]) >= size - 1]
     variants: list[Variant] = []
     seen: set[frozenset[int]] = set()
@@ -39,6 +45,8 @@ def sample_variants(order: list[int], rank: np.ndarray, share: np.ndarray, k: in
         if key in seen:
             continue
         seen.add(key)
+        if draws is not None and np.mean(np.all(draws[:, [best]] > draws[:, others], axis=1)) < separation:
+            continue
         rng.shuffle(others)
         slot = (slot_start + len(variants)) % size
         ranks = within_ranks(rank, best, others)

@@ -3,7 +3,8 @@
 Truth: theta[q, m] = skill[m] + question noise, so models differ overall but not on every question
 (the pattern a model-level prior can exploit, and that real arenas show). Annotator kinds:
 ``good`` (BT votes), ``noisy`` (a coin flip 60 % of the time), ``adversarial`` (BT with the sign
-flipped), ``position`` (votes model_a 70 % of the time). Pair coverage is uneven (popular models
+flipped), ``position`` (votes model_a 70 % of the time); ``hostile`` = many adversarial and
+position-biased annotators. Pair coverage is uneven (popular models
 meet more often), votes per question are log-normal.
 
 Response texts carry one planted, documented signal, so a text scorer visibly beats chance on the demo:
@@ -31,6 +32,7 @@ SETTINGS: dict[str, dict[str, float]] = {
     "clean": {"good": 1.0},
     "noisy": {"good": 0.6, "noisy": 0.4},
     "adversarial": {"good": 0.5, "noisy": 0.2, "adversarial": 0.15, "position": 0.15},
+    "hostile": {"good": 0.4, "noisy": 0.1, "adversarial": 0.2, "position": 0.3},
 }
 
 
