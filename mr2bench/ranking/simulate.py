@@ -8,8 +8,8 @@ position-biased annotators. Pair coverage is uneven (popular models
 meet more often), votes per question are log-normal.
 
 Response texts carry one planted, documented signal, so a text scorer visibly beats chance on the demo:
-the response of model m to question q has ``response_words(theta)`` filler words, about 12 + 4 * theta[q, m]
-plus Gaussian noise (sd 3), i.e. better responses tend to be longer (as in many real arenas). The words
+the response of model m to question q has ``response_words(theta)`` filler words, about 12 + 2 * theta[q, m]
+plus Gaussian noise (sd 4), i.e. better responses tend to be longer (as in many real arenas). The words
 come from their own seeded stream, so the votes are the same as without the signal.
 """
 from __future__ import annotations
@@ -42,8 +42,8 @@ FILLER = ("the", "clip", "shows", "a", "scene", "where", "someone", "moves", "sl
 
 def response_words(seed: int, kind: str, theta: np.ndarray) -> np.ndarray:
     """Planted signal: word counts that grow with the true quality (see the module docstring)."""
-    noise = rng_for(seed, "demo-text", kind, theta.shape).normal(0.0, 3.0, theta.shape)
-    return np.maximum(2, np.round(12 + 4 * theta + noise)).astype(int)
+    noise = rng_for(seed, "demo-text", kind, theta.shape).normal(0.0, 4.0, theta.shape)
+    return np.maximum(2, np.round(12 + 2 * theta + noise)).astype(int)
 
 
 def response_text(label: str, qid: str, words: int) -> str:
@@ -69,6 +69,38 @@ def _truth(rng: np.random.Generator, n_q: int, n_m: int, model_sd: float, questi
     return skill[None, :] + rng.normal(0, question_sd, (n_q, n_m))
 
 
+def votes(rng: np.random.Generator, d: np.ndarray, kind: np.ndarray, tie_rate: float = 0.08,
+          both_bad_rate: float = 0.04) -> np.ndarray:
+    """Winners ("model_a" / "model_b" / "tie" / "both_bad") for true gaps d = theta_a - theta_b, one per
+    vote, from annotators of the given kinds (the module docstring's vote model)."""
+    total = len(d)
+    p_a = expit(d)
+    p_a = np.where(kind == "adversarial", 1 - p_a, p_a)
+    p_a = np.where((kind == "noisy") & (rng.random(total) < 0.6), 0.5, p_a)
+    p_a = np.where((kind == "position") & (rng.random(total) < 0.7), 1.0, p_a)
+    u = rng.random(total)
+    winner = np.where(rng.random(total) < p_a, "model_a", "model_b").astype(object)
+    winner[u < tie_rate] = "tie"
+    winner[(u >= tie_rate) & (u < tie_rate + both_bad_rate)] = "both_bad"
+    return winner
+
+
+def answer(arena: Arena, requests: pd.DataFrame, seed: int, tie_rate: float = 0.08,
+           both_bad_rate: float = 0.04) -> pd.DataFrame:
+    """Simulated annotators answer ``requests`` (question_id, model_a, model_b): an annotator drawn
+    uniformly from the arena's pool votes on the planted truth with its kind. Canonical pairwise rows."""
+    rng = rng_for(seed, "answer", len(requests))
+    truth = arena.truth.set_index(["question_id", "model"])["theta"]
+    ta = truth.reindex(pd.MultiIndex.from_arrays([requests["question_id"], requests["model_a"]])).to_numpy()
+    tb = truth.reindex(pd.MultiIndex.from_arrays([requests["question_id"], requests["model_b"]])).to_numpy()
+    ann = rng.integers(0, len(arena.annotators), len(requests))
+    kind = arena.annotators["kind"].to_numpy()[ann]
+    return pd.DataFrame({"question_id": requests["question_id"].to_numpy(), "model_a": requests["model_a"].to_numpy(),
+                         "model_b": requests["model_b"].to_numpy(),
+                         "winner": votes(rng, ta - tb, kind, tie_rate, both_bad_rate),
+                         "annotator_id": arena.annotators["annotator_id"].to_numpy()[ann]})
+
+
 def pairwise_arena(seed: int = 0, *, n_questions: int = 300, n_models: int = 19, votes_per_question: float = 190,
                    n_annotators: int = 60, setting: str = "adversarial", model_sd: float = 0.7,
                    question_sd: float = 0.7, tie_rate: float = 0.08, both_bad_rate: float = 0.04) -> Arena:
@@ -87,16 +119,7 @@ def pairwise_arena(seed: int = 0, *, n_questions: int = 300, n_models: int = 19,
     swap = rng.random(total) < 0.5
     a, b = np.where(swap, b, a), np.where(swap, a, b)
     ann = rng.choice(n_annotators, size=total, p=volume)
-    d = theta[q, a] - theta[q, b]
-    kind = kinds[ann]
-    p_a = expit(d)
-    p_a = np.where(kind == "adversarial", 1 - p_a, p_a)
-    p_a = np.where((kind == "noisy") & (rng.random(total) < 0.6), 0.5, p_a)
-    p_a = np.where((kind == "position") & (rng.random(total) < 0.7), 1.0, p_a)
-    u = rng.random(total)
-    winner = np.where(rng.random(total) < p_a, "model_a", "model_b").astype(object)
-    winner[u < tie_rate] = "tie"
-    winner[(u >= tie_rate) & (u < tie_rate + both_bad_rate)] = "both_bad"
+    winner = votes(rng, theta[q, a] - theta[q, b], kinds[ann], tie_rate, both_bad_rate)
     qid = np.array([f"q{k:04d}" for k in range(n_questions)])
     words = response_words(seed, "pairwise", theta)
     texts = [[response_text(f"response {m:02d}", qid[k], words[k, m]) for m in range(n_models)]
