@@ -25,7 +25,10 @@ def _clean(value: Any) -> Any:
 
 
 def dumps(obj: Any) -> str:
-    return json.dumps(_clean(obj), sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    try:  # the common case has no NaN/inf: skip the recursive copy (a fifth of the evaluator's write time)
+        return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (ValueError, TypeError):  # NaN/inf, or keys of mixed types: the cleaned copy
+        return json.dumps(_clean(obj), sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def read_json(path: str | Path) -> dict[str, Any]:
