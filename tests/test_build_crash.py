@@ -247,3 +247,39 @@ def test_python_api_builds_are_sealed_and_swapped_too(runs, tmp_path):
     verify_build_folder(out)
     assert not (out / STALE).exists()
     assert json.loads((out / "manifest.json").read_text())["build"]["seed"] == 1
+
+
+@pytest.mark.slow
+def test_kill_9_at_several_points_of_a_paper_size_build(tmp_path):
+    """The paper's scale (about 94K crowd judgments over 300 questions and 19 models) from a user CSV:
+    a complete seed-0 build, then seed-1 rebuilds killed at named points and by a real SIGKILL while the
+    build runs. Each leaves the old complete build, the new complete build, or a folder readers refuse."""
+    from mr2bench.ranking.simulate import pairwise_arena
+
+    votes = pairwise_arena(5, n_questions=300, votes_per_question=315).judgments
+    assert 85_000 < len(votes) < 105_000
+    src = tmp_path / "votes.csv"
+    votes.to_csv(src, index=False)
+    argv = ["build-benchmark", "video", str(src), "--out", "OUT", "--variants", "1"]
+    ref = {s: tmp_path / f"ref{s}" for s in (0, 1)}
+    assert _wait_all({s: _spawn(ref[s], s, argv=argv) for s in (0, 1)}) == {0: 0, 1: 0}
+    refs = {s: ref[s] / "OUT" for s in (0, 1)}
+    for point in ("between-tables", "before-manifest", "between-renames"):
+        work = tmp_path / point
+        shutil.copytree(refs[0], work / "OUT")
+        assert _wait_all({point: _spawn(work, 1, crash=point, argv=argv)}) == {point: -signal.SIGKILL}
+        assert state(work / "OUT", refs) == ("absent" if point == "between-renames" else "seed 0"), point
+    work = tmp_path / "sigkill"
+    shutil.copytree(refs[0], work / "OUT")
+    proc = _spawn(work, 1, argv=argv)
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline:   # killed while it denoises, before any table
+        if [p for p in leftover_siblings(work / "OUT") if ".tmp-" in p.name]:
+            time.sleep(1.0)
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert state(work / "OUT", refs) in ("seed 0", "seed 1")
+    assert _wait_all({"rerun": _spawn(work, 1, argv=argv)}) == {"rerun": 0}   # the next build cleans up
+    assert state(work / "OUT", refs) == "seed 1" and not leftover_siblings(work / "OUT")
