@@ -169,6 +169,21 @@ def neutral_shared_ids(kept: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str,
     return kept.assign(annotator_id=col.where(~col.isin(ids), None)), shared
 
 
+def denoise_config(cfg: BuildConfig) -> DenoiseConfig:
+    """The build's denoising settings (``plan`` reads the same posterior the build would)."""
+    th = cfg.thresholds
+    return DenoiseConfig(tie_confidence=th.tie_confidence, drop_below=th.drop_annotator_below, seed=cfg.seed,
+                         rank_disconnected=not th.drop_disconnected, slot_classes=cfg.kind == "video")
+
+
+def has_item(d: Denoised, qi: int, qid: str, th: Thresholds, seed: int) -> bool:
+    """Whether the build samples at least one 4-response item for question ``qi`` (the same draws and rng)."""
+    if len(d.order[qi]) < 4:
+        return False
+    return bool(sample_variants(d.order[qi], d.rank[qi], d.share[qi], 1, separation=th.separation,
+                                rng=rng_for(seed, "items", qid), slot_start=0, draws=d.draws(qi)))
+
+
 class EmptyBuildError(DataError):
     """Nothing to publish; the quarantine and the report were written into the build folder first."""
 
@@ -305,9 +320,7 @@ def build(kept: pd.DataFrame, quarantine: list[dict], rows_in: int, ctx: Context
     kept, shared = neutral_shared_ids(kept)
     coded, cb = encode(kept)
     timer.lap("encode")
-    dcfg = DenoiseConfig(tie_confidence=th.tie_confidence, drop_below=th.drop_annotator_below, seed=cfg.seed,
-                         rank_disconnected=not th.drop_disconnected, slot_classes=cfg.kind == "video")
-    d = denoise(coded, dcfg, progress=_progress("rank questions"))
+    d = denoise(coded, denoise_config(cfg), progress=_progress("rank questions"))
     timer.lap("denoise")
     dropped = _filters(d, th)
     keep_q = np.array([qi not in dropped for qi in range(coded.n_questions)])

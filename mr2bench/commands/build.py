@@ -2,6 +2,8 @@
 
 Video input: pairwise judgments (question_id, model_a, model_b, winner, ...). Image input: ranking
 rows (prompt_id, model, rank, ...). With no INPUT, a seeded synthetic demo arena is built.
+``plan`` reads pairwise judgments like ``video`` and writes the next --budget votes to collect (OUT/requests.csv
+and .jsonl, ordered), chosen so the most questions reach a separable 4-response item per vote.
 """
 from __future__ import annotations
 
@@ -20,11 +22,15 @@ EPILOG = """examples:
   build-benchmark video path/to/dataset_folder --split train --out runs/v
   build-benchmark video arena.jsonl --out runs/v --value winner:left=model_a --value winner:right=model_b
   build-benchmark video votes.csv --out runs/v --media-root /data/clips
+  build-benchmark plan --budget 300 --out runs/plan                # next 300 votes for the demo arena
+  build-benchmark plan votes.csv --budget 500 --batch 100 --per-question-cap 5 --exclude-models old-7b --out runs/plan
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("kind", choices=["video", "image"], help="video = pairwise judgments, image = rankings")
+    parser.add_argument("kind", choices=["video", "image", "plan"],
+                        help="video = pairwise judgments, image = rankings, plan = the next votes to collect "
+                             "for pairwise judgments")
     parser.add_argument("input", nargs="?", default=None, metavar="INPUT",
                         help="CSV / JSONL / Parquet file, local dataset folder or Hub dataset id "
                              "(default: the embedded synthetic demo arena)")
@@ -55,6 +61,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="drop questions whose comparison graph is disconnected even when the pooled "
                              "model-level prior is informative and links the parts (default: rank them)")
     parser.add_argument("--license", default="", help="license for the card (default: apache-2.0 for the demo, else other)")
+    g = parser.add_argument_group("plan (build-benchmark plan only)")
+    g.add_argument("--budget", type=int, default=None, metavar="N", help="number of votes to request (required)")
+    g.add_argument("--batch", type=int, default=None, metavar="K",
+                   help="requests per batch; the caps apply per batch (default: the whole budget is one batch)")
+    g.add_argument("--per-question-cap", type=int, default=8, metavar="N",
+                   help="requests per question in one batch (default: 8)")
+    g.add_argument("--per-pair-cap", type=int, default=3, metavar="N",
+                   help="requests per (question, model pair) in one batch (default: 3)")
+    g.add_argument("--exclude-models", action="append", default=[], metavar="A,B",
+                   help="models never to ask about (comma-separated, repeatable)")
+    g.add_argument("--exclude-questions", action="append", default=[], metavar="Q1,Q2",
+                   help="questions never to ask about (comma-separated, repeatable)")
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -81,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
     from mr2bench.builders.pipeline import BuildConfig, Thresholds
 
     _check(args)
-    allowed = (PAIRWISE_REQUIRED + PAIRWISE_OPTIONAL) if args.kind == "video" else (RANKING_REQUIRED + RANKING_OPTIONAL)
+    pairwise = args.kind in ("video", "plan")
+    allowed = (PAIRWISE_REQUIRED + PAIRWISE_OPTIONAL) if pairwise else (RANKING_REQUIRED + RANKING_OPTIONAL)
     column_map = parse_column_map(args.column, allowed)
     cfg = BuildConfig(
         kind=args.kind, out=Path(args.out), seed=args.seed, variants=args.variants,
@@ -91,12 +110,49 @@ def run(args: argparse.Namespace) -> int:
         command=args.invocation,
         synthetic=args.input is None, license=args.license, media_root=args.media_root,
         value_map=parse_value_map(args.value, allowed))
+    if args.kind == "plan":
+        return _plan(args, cfg, column_map)
     if args.kind == "video":
         from mr2bench.builders.video import build_video as builder
     else:
         from mr2bench.builders.image import build_image as builder
     report = builder(args.input, cfg, column_map, args.split)
     print(summary(report, cfg.out))
+    return 0
+
+
+def _names(values: list[str]) -> tuple[str, ...]:
+    return tuple(sorted({v.strip() for x in values for v in x.split(",") if v.strip()}))
+
+
+def _plan(args: argparse.Namespace, cfg, column_map: dict[str, str]) -> int:
+    from mr2bench.builders.plan import Exclusions, plan
+    from mr2bench.ranking.plan import PlanConfig
+    from mr2bench.schema import DataError
+
+    if args.budget is None:
+        raise DataError("build-benchmark plan needs --budget N (the number of votes to request)", field="--budget")
+    for flag, v in (("--budget", args.budget), ("--batch", args.batch), ("--per-question-cap", args.per_question_cap),
+                    ("--per-pair-cap", args.per_pair_cap)):
+        if v is not None and v < 1:
+            raise DataError(f"must be >= 1, got {v}", field=flag)
+    pcfg = PlanConfig(budget=args.budget, separation=args.separation, per_question_cap=args.per_question_cap,
+                      per_pair_cap=args.per_pair_cap, batch=args.batch, seed=args.seed)
+    report = plan(args.input, cfg, pcfg, Exclusions(_names(args.exclude_models), _names(args.exclude_questions)),
+                  column_map, args.split)
+    c = report["counts"]
+    rows = [("rows in / kept / quarantined", f"{c['rows_in']} / {c['kept']} / {c['quarantined']}"),
+            ("questions / yielding / open", f"{c['questions']} / {c['questions_yielding']} / {c['questions_open']}"),
+            ("requests / questions asked", f"{c['requests']} / {c['questions_requested']}"),
+            ("output", str(cfg.out))]
+    width = max(len(k) for k, _ in rows)
+    print("\n".join(f"{k:<{width}}  {v}" for k, v in rows))
+    if c["short_of_budget"]:
+        import logging
+
+        logging.getLogger("mr2bench.commands.build").warning(
+            "%d of --budget %d requests planned: the caps (--per-question-cap, --per-pair-cap) and the open "
+            "questions allow no more", c["requests"], args.budget)
     return 0
 
 
@@ -108,11 +164,12 @@ def summary(report: dict, out) -> str:
     rows = [("benchmark", report["benchmark"] + (" (SYNTHETIC demo)" if report["synthetic"] else "")),
             ("rows in / kept / quarantined", f"{c['rows_in']} / {c['kept']} / {c['quarantined']}"),
             ("quarantine reasons", ", ".join(f"{k} {v}" for k, v in c["quarantine_reasons"].items()) or "-"),
-            ("annotators kept / down-weighted / dropped",
-             " / ".join(str(report["annotators"]["counts"][k]) for k in ("kept", "down-weighted", "dropped"))),
+            ("annotators kept / down-weighted / inverted / dropped",
+             " / ".join(str(report["annotators"]["counts"].get(k, 0))
+                        for k in ("kept", "down-weighted", "inverted", "dropped"))),
             ("questions in / ranked / with items", f"{c['questions_in']} / {c['questions_ranked']} / {c['questions_with_items']}"),
             ("items", str(c["items"])),
-            ("3-cycles before / after pruning", f"{d['ensemble_graph_3cycles_before']} / {d['ensemble_graph_3cycles_after']}"),
+            ("vote 3-cycles / edges the order overrules", f"{d['vote_graph_3cycles']} / {d['feedback_arcs_removed']}"),
             ("top model", report["leaderboard"][0]["model"] if report["leaderboard"] else "-")]
     if "recovery" in report:
         r = report["recovery"]

@@ -1,0 +1,141 @@
+"""build-benchmark plan: the next votes to collect, through the CLI entry point."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mr2bench.cli import build_benchmark_main
+from mr2bench.ranking.plan import Request, orient
+from mr2bench.ranking.simulate import pairwise_arena
+
+BAD = [{"winner": "left"}, {"model_b": "__same__"}, {"question_id": None}, {}]   # + one exact repeat (timestamp)
+REASONS = ["duplicate_vote", "missing_field", "self_pair", "unknown_winner"]
+
+
+def _csv(tmp: Path, **kw) -> tuple[Path, int]:
+    """A thin pairwise arena as a user CSV, with malformed rows the build quarantines."""
+    args = dict(n_questions=20, n_models=8, votes_per_question=14, n_annotators=15, setting="noisy",
+                model_sd=0.5, question_sd=1.0)
+    df = pairwise_arena(4, **{**args, **kw}).judgments
+    first = df.iloc[0].to_dict()
+    rows = []
+    for change in BAD:
+        row = dict(first, **change)
+        if row["model_b"] == "__same__":
+            row["model_b"] = row["model_a"]
+        rows.append(row)
+    df = pd.concat([df, pd.DataFrame(rows)], ignore_index=True)
+    path = tmp / "votes.csv"
+    df.to_csv(path, index=False)
+    return path, len(df)
+
+
+def _requests(out: Path) -> pd.DataFrame:
+    return pd.read_csv(out / "requests.csv")
+
+
+@pytest.fixture(scope="module")
+def csv_plan(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("plan")
+    src, n = _csv(tmp)
+    flags = ["--budget", "90", "--batch", "30", "--per-question-cap", "3", "--per-pair-cap", "1",
+             "--exclude-models", "aurora-7b", "--exclude-questions", "q0001,q0002", "--seed", "5"]
+    outs = []
+    for k in range(2):
+        out = tmp / f"out{k}"
+        assert build_benchmark_main(["plan", str(src), "--out", str(out), *flags]) == 0
+        outs.append(out)
+    return src, n, outs
+
+
+def test_user_csv_quarantined_like_the_build(csv_plan):
+    _, n, (out, _) = csv_plan
+    c = json.loads((out / "plan_report.json").read_text())["counts"]
+    assert c["rows_in"] == n == c["kept"] + c["quarantined"]
+    assert c["quarantine_reasons"] == {r: 1 for r in REASONS}
+    lines = (out / "quarantine.jsonl").read_text().splitlines()
+    assert sorted(json.loads(x)["reason"] for x in lines) == REASONS
+
+
+def test_constraints_respected(csv_plan):
+    _, _, (out, _) = csv_plan
+    df = _requests(out)
+    assert 0 < len(df) <= 90 and df["order"].tolist() == list(range(1, len(df) + 1))
+    assert df.groupby("batch").size().max() <= 30
+    assert df.groupby(["batch", "question_id"]).size().max() <= 3
+    pair = df.apply(lambda r: tuple(sorted((r.model_a, r.model_b))), axis=1)
+    assert df.assign(pair=pair).groupby(["batch", "question_id", "pair"]).size().max() <= 1
+    assert "aurora-7b" not in set(df["model_a"]) | set(df["model_b"])
+    assert not set(df["question_id"]) & {"q0001", "q0002"}
+    assert (df["model_a"] != df["model_b"]).all()
+    left, right = Counter(df["model_a"]), Counter(df["model_b"])
+    assert max(abs(left[m] - right[m]) for m in set(left) | set(right)) <= 1
+    assert (df["gain"] >= 0).all() and (df["separation_prob"] < 1).all()
+    jl = [json.loads(x) for x in (out / "requests.jsonl").read_text().splitlines()]
+    assert [r["question_id"] for r in jl] == df["question_id"].tolist()
+
+
+def test_byte_identical_and_seeded(csv_plan, tmp_path):
+    src, _, (a, b) = csv_plan
+    for name in ("requests.csv", "requests.jsonl", "quarantine.jsonl"):
+        assert (a / name).read_bytes() == (b / name).read_bytes()
+    other = tmp_path / "seed6"
+    assert build_benchmark_main(["plan", str(src), "--out", str(other), "--budget", "90", "--seed", "6"]) == 0
+    assert len(_requests(other)) > 0
+
+
+def test_demo_arena(tmp_path):
+    out = tmp_path / "demo"
+    assert build_benchmark_main(["plan", "--budget", "20", "--out", str(out)]) == 0
+    rep = json.loads((out / "plan_report.json").read_text())
+    assert rep["source"] == "demo:video-arena"
+    assert rep["counts"]["rows_in"] == rep["counts"]["kept"] + rep["counts"]["quarantined"]
+    assert rep["counts"]["quarantined"] == 5
+    assert 0 < len(_requests(out)) <= 20
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--budget", "0"], "--budget"), ([], "needs --budget"), (["--budget", "5", "--per-pair-cap", "0"], "--per-pair-cap"),
+    (["--budget", "5", "--exclude-models", "no-such-model"], "--exclude-models"),
+])
+def test_bad_flags(tmp_path, capsys, flags, says):
+    src, _ = _csv(tmp_path)
+    assert build_benchmark_main(["plan", str(src), "--out", str(tmp_path / "o"), *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and says in err and "Traceback" not in err
+
+
+def test_everything_excluded_is_an_error(tmp_path, capsys):
+    src, _ = _csv(tmp_path, n_questions=3)
+    assert build_benchmark_main(["plan", str(src), "--out", str(tmp_path / "o"), "--budget", "5",
+                                 "--exclude-questions", "q0000,q0001,q0002"]) == 2
+    err = capsys.readouterr().err
+    assert "nothing to plan: of 3 questions" in err and "excluded by --exclude-questions" in err
+
+
+def test_every_question_done_is_an_error(tmp_path, capsys):
+    src, _ = _csv(tmp_path, n_questions=3, n_models=5, votes_per_question=600, setting="clean", model_sd=1.5,
+                  question_sd=0.3)
+    assert build_benchmark_main(["plan", str(src), "--out", str(tmp_path / "o"), "--budget", "5",
+                                 "--separation", "0.6"]) == 2
+    err = capsys.readouterr().err
+    assert "nothing to plan: of 3 questions, 3 already yield" in err
+
+
+def test_orientation_balances_every_model():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        reqs = [Request(0, int(a), int(b), 0.0, 0.5, 1, int(a), 0)
+                for a, b in (rng.choice(7, 2, replace=False) for _ in range(int(rng.integers(1, 60))))]
+        got = orient(reqs)
+        assert [{r.left, r.right} for r in got] == [{r.left, r.right} for r in reqs]
+        bal = Counter()
+        for r in got:
+            bal[r.left] += 1
+            bal[r.right] -= 1
+        assert max(abs(v) for v in bal.values()) <= 1
