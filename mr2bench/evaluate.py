@@ -328,8 +328,21 @@ def on_rank0(dist: Dist, fn: Callable[[], Any]) -> Any:
             value = ("error", f"{type(exc).__name__}: {exc}")
     kind, payload = dist.share(value)
     if kind == "error":
+        _close_group(dist)
         raise DataError(payload)
     return payload
+
+
+def _close_group(dist: Dist) -> None:
+    """Before a refused run exits: every rank leaves together and tears its process group down, so rank 0
+    (the host of the rendezvous store) never exits under a rank still talking to it (SIGABRT there)."""
+    if dist.world <= 1:
+        return
+    dist.barrier()
+    import torch.distributed as td
+
+    if td.is_initialized():
+        td.destroy_process_group()
 
 
 def dist_from_env() -> Dist:
