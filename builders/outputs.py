@@ -101,11 +101,11 @@ def _no_data(ax, why: str) -> None:
 def leaderboard_figure(board: pd.DataFrame):
     b = board.iloc[::-1]
     fig, ax = _figure(7, 0.3 * len(b) + 1.2)
-    # a percentile bootstrap interval need not contain the point estimate: clip, matplotlib rejects < 0
+    # matplotlib rejects negative error lengths: clip, should an interval not contain its point estimate
     xerr = np.clip([b["score"] - b["ci_low"], b["ci_high"] - b["score"]], 0.0, None)
     ax.errorbar(b["score"], range(len(b)), xerr=xerr, fmt="o", color="tab:blue", ecolor="gray", capsize=3)
     ax.set_yticks(range(len(b)), b["model"])
-    ax.set_xlabel("Bradley-Terry strength (log-odds), 95% bootstrap CI")
+    ax.set_xlabel("Bradley-Terry strength (log-odds), 95% Laplace interval")
     ax.set_title("Model leaderboard over all ranked questions")
     fig.tight_layout()
     return fig
