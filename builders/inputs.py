@@ -182,6 +182,23 @@ def _refuse_duplicate_columns(names: list[str], label: str) -> None:
                         f"cannot be guessed)", file=label, field=dup[0])
 
 
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """String columns stay dictionary-encoded (pandas categoricals): ids, model names and response texts
+    repeat across votes, so 3M rows take the memory of their distinct values, not of every cell."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path)
+    strings = {f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)}
+    if len(set(schema.names)) != len(schema.names):
+        return pq.read_table(path, read_dictionary=list(strings)).to_pandas()  # duplicates: refused by name later
+    # one column at a time: the Arrow buffers of a column are freed before the next is read
+    cols = {name: pq.read_table(path, columns=[name], read_dictionary=[name] if name in strings else None)
+            .column(0).to_pandas() for name in schema.names}
+    pa.default_memory_pool().release_unused()
+    return pd.DataFrame(cols)
+
+
 def _read_raw(source: str, split: str | None) -> tuple[pd.DataFrame, str, str, Path | None]:
     path = Path(source)
     if path.is_file():
@@ -193,7 +210,7 @@ def _read_raw(source: str, split: str | None) -> tuple[pd.DataFrame, str, str, P
             elif suffix in (".jsonl", ".json"):
                 df = _read_json_records(path, lines=suffix == ".jsonl")
             elif suffix == ".parquet":
-                df = pd.read_parquet(path)
+                df = _read_parquet(path)
             else:
                 raise DataError(f"unsupported file type {suffix!r} (csv, jsonl, json, parquet)", file=str(path))
         except DataError:
@@ -251,11 +268,32 @@ def _short(v: Any) -> str:
     return r if len(r) <= 80 else r[:77] + "..."
 
 
+def _column(col: pd.Series, text: bool) -> np.ndarray:
+    """``_cell`` of every value, computed once per distinct value. A typed column (strings, numbers, as
+    CSV and Parquet give) is factorised without making a Python object per cell; an object column
+    (JSON's mixed types, where ``1 == True`` must not merge) is cached per exact string only. Ids and texts
+    repeat across millions of votes, so the result holds one object per distinct value."""
+    if col.dtype != object:
+        codes, uniques = pd.factorize(col, use_na_sentinel=True)
+        clean = np.empty(len(uniques) + 1, dtype=object)   # the last slot is the NA sentinel's (-1)
+        clean[:-1] = [_cell(u, text) for u in np.asarray(uniques, dtype=object)]
+        clean[-1] = None
+        return clean[codes]
+    seen: dict[str, Any] = {}
+    out = np.empty(len(col), dtype=object)
+    for k, v in enumerate(col.to_numpy(dtype=object)):
+        if type(v) is str:
+            c = seen.get(v)
+            out[k] = c if c is not None or v in seen else seen.setdefault(v, _cell(v, text))
+        else:
+            out[k] = _cell(v, text)
+    return out
+
+
 def normalize_cells(df: pd.DataFrame) -> pd.DataFrame:
     """Every canonical column through ``_cell`` (the one place input values get their types checked)."""
     cols = [c for c in df.columns if c != "_row"]
-    out = pd.DataFrame({c: [_cell(v, c in TEXT_FIELDS) for v in df[c].to_numpy(dtype=object)] for c in cols},
-                       dtype=object, index=df.index)
+    out = pd.DataFrame({c: _column(df[c], c in TEXT_FIELDS) for c in cols}, dtype=object, index=df.index)
     if "_row" in df.columns:
         out.insert(0, "_row", df["_row"])
     return out
@@ -295,6 +333,7 @@ def read_table(source: str, required: tuple[str, ...], optional: tuple[str, ...]
                         f"(map yours with --column canonical=theirs)", field=missing[0], file=label)
     cols = [c for c in (*required, *optional) if c in raw.columns]
     df = normalize_cells(raw[cols].reset_index(drop=True))
+    del raw  # the normalised frame holds its own (deduplicated) strings: free the reader's copies now
     df = apply_value_map(df, value_map or {}, label)
     df.insert(0, "_row", range(1, len(df) + 1))
     return Table(df, label, digest, root)

@@ -8,6 +8,7 @@ import hashlib
 import logging
 import os
 import re
+import resource
 import stat
 import time
 from collections import Counter
@@ -84,7 +85,8 @@ class Timer:
     def lap(self, name: str) -> None:
         now = time.perf_counter()
         self.stages[name] = round(now - self._t, 4)
-        logging.getLogger(__name__).debug("stage %s: %.2f s", name, now - self._t)
+        logging.getLogger(__name__).debug("stage %s: %.2f s, peak RSS so far %.0f MiB", name, now - self._t,
+                                          resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         self._t = now
         self._bar.update(1, note=f"{name} done")
         if name == STAGES[-1]:

@@ -363,3 +363,25 @@ def test_the_removed_bootstrap_flag_warns_instead_of_being_silently_obeyed(tmp_p
     with caplog.at_level("WARNING"):
         assert build_benchmark_main(["video", str(src), "--out", str(tmp_path / "o"), "--bootstrap", "6", *FAST]) == 0
     assert any("--bootstrap is ignored" in r.getMessage() for r in caplog.records)
+
+
+def test_parquet_input_is_validated_like_csv(tmp_path):
+    """Parquet string columns are read dictionary-encoded (memory of the distinct values); the values they
+    hold must still meet every rule: padded ids merged, control characters, unknown codes, missing ids."""
+    rows = votes(["q1", "q2"])
+    rows[0]["model_a"] = " m0 "
+    rows[1]["question_id"] = "q1\nq2"
+    rows[2]["winner"] = "left"
+    rows[3]["question_id"] = None
+    csv = write(tmp_path / "v.csv", rows)
+    pq = tmp_path / "v.parquet"
+    pd.DataFrame(rows).to_parquet(pq, index=False)
+    outs = {}
+    for src in (csv, pq):
+        out = tmp_path / f"out-{src.suffix[1:]}"
+        assert build_benchmark_main(["video", str(src), "--out", str(out), *FAST]) == 0
+        balanced(out, len(rows))
+        outs[src.suffix] = report(out)["counts"]
+    assert outs[".parquet"]["quarantine_reasons"] == outs[".csv"]["quarantine_reasons"] == {
+        "control_character": 1, "missing_field": 1, "unknown_winner": 1}
+    assert outs[".parquet"]["kept"] == outs[".csv"]["kept"] and outs[".parquet"]["models"] == 5
