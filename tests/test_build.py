@@ -20,12 +20,10 @@ BAD_ROWS = {  # injected rows -> the reason each must be quarantined with
 }
 
 
-def _arena_csv(tmp: Path, n_questions: int = 24) -> tuple[Path, int]:
-    df = pairwise_arena(2, n_questions=n_questions, votes_per_question=120, n_annotators=20,
-                        setting="adversarial").judgments
-    first = df.iloc[3].to_dict()
+def votes_csv_with_bad_rows(tmp: Path, df: pd.DataFrame, first: dict, changes) -> tuple[Path, int]:
+    """``df`` plus one copy of ``first`` per change (``model_b="__same__"``: a self-pair) as votes.csv."""
     bad = []
-    for change in BAD_ROWS.values():
+    for change in changes:
         row = dict(first, **change)
         if row["model_b"] == "__same__":
             row["model_b"] = row["model_a"]
@@ -34,6 +32,12 @@ def _arena_csv(tmp: Path, n_questions: int = 24) -> tuple[Path, int]:
     path = tmp / "votes.csv"
     df.to_csv(path, index=False)
     return path, len(df)
+
+
+def _arena_csv(tmp: Path, n_questions: int = 24) -> tuple[Path, int]:
+    df = pairwise_arena(2, n_questions=n_questions, votes_per_question=120, n_annotators=20,
+                        setting="adversarial").judgments
+    return votes_csv_with_bad_rows(tmp, df, df.iloc[3].to_dict(), BAD_ROWS.values())
 
 
 @pytest.fixture(scope="module")

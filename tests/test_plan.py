@@ -12,6 +12,7 @@ import pytest
 from mr2bench.cli import build_benchmark_main
 from mr2bench.ranking.plan import Request, orient
 from mr2bench.ranking.simulate import pairwise_arena
+from test_build import votes_csv_with_bad_rows
 
 BAD = [{"winner": "left"}, {"model_b": "__same__"}, {"question_id": None}, {}]   # + one exact repeat (timestamp)
 REASONS = ["duplicate_vote", "missing_field", "self_pair", "unknown_winner"]
@@ -22,17 +23,7 @@ def _csv(tmp: Path, **kw) -> tuple[Path, int]:
     args = dict(n_questions=20, n_models=8, votes_per_question=14, n_annotators=15, setting="noisy",
                 model_sd=0.5, question_sd=1.0)
     df = pairwise_arena(4, **{**args, **kw}).judgments
-    first = df.iloc[0].to_dict()
-    rows = []
-    for change in BAD:
-        row = dict(first, **change)
-        if row["model_b"] == "__same__":
-            row["model_b"] = row["model_a"]
-        rows.append(row)
-    df = pd.concat([df, pd.DataFrame(rows)], ignore_index=True)
-    path = tmp / "votes.csv"
-    df.to_csv(path, index=False)
-    return path, len(df)
+    return votes_csv_with_bad_rows(tmp, df, df.iloc[0].to_dict(), BAD)
 
 
 def _requests(out: Path) -> pd.DataFrame:
