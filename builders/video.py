@@ -5,7 +5,8 @@ import pandas as pd
 
 from mr2bench.build_folder import atomic_output
 
-from .inputs import PAIRWISE_OPTIONAL, PAIRWISE_REQUIRED, Table, check_pairwise, first_per_key, read_table
+from .inputs import (PAIRWISE_OPTIONAL, PAIRWISE_REQUIRED, VOTE_KEYS, Table, check_pairwise, first_per_key,
+                     read_table)
 from .pipeline import BuildConfig, Context, Timer, build
 
 
@@ -41,8 +42,13 @@ def build_video(source: str | Table | None, cfg: BuildConfig, column_map: dict[s
     cfg.source, cfg.input_sha256 = table.label, table.sha256
     timer.lap("read input")
     root = cfg.media_root or table.root
+    rows_in = len(table.df)
     checked = check_pairwise(table.df, root)
+    del table   # at 3M votes every frame copy costs ~250 MB of pointers: keep only the validated one alive
     timer.lap("validate")
-    kept = checked.kept.drop(columns="_row")
-    return build(kept, checked.quarantine, len(table.df), pairwise_context(kept), cfg, root=root,
-                 truth=truth, annotator_kinds=kinds, timer=timer, checks=checked.counts)
+    # the per-vote keys only tell repeats apart (done in validation); nothing downstream reads them
+    kept = checked.kept.drop(columns=["_row", *(c for c in VOTE_KEYS if c in checked.kept.columns)])
+    quarantine, counts = checked.quarantine, checked.counts
+    del checked
+    return build(kept, quarantine, rows_in, pairwise_context(kept), cfg, root=root,
+                 truth=truth, annotator_kinds=kinds, timer=timer, checks=counts)

@@ -95,6 +95,25 @@ def _class_terms(s: np.ndarray, fw: np.ndarray, eps: float, rho: float) -> tuple
     return lik, resp
 
 
+CHUNK = 1 << 18     # decisive votes per block in the per-annotator sums (bounds the temporaries)
+
+
+def _class_sums(ks: np.ndarray, s: np.ndarray, fw: np.ndarray, eps: float, rho: float, n_ann: int
+                ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per annotator: the log-likelihood of its votes under noisy / slot_a / slot_b, and those classes'
+    BT responsibilities summed, accumulated over blocks of votes (the same sums at a fixed block size
+    whatever the memory; only the summation order differs from one pass)."""
+    ll = [np.zeros(n_ann) for _ in range(3)]
+    rs = [np.zeros(n_ann) for _ in range(3)]
+    for lo in range(0, len(ks), CHUNK):
+        c = slice(lo, lo + CHUNK)
+        lik, resp = _class_terms(s[c], fw[c], eps, rho)
+        for t in range(3):
+            ll[t] += np.bincount(ks[c], np.log(lik[2 + t]), n_ann)
+            rs[t] += np.bincount(ks[c], resp[t], n_ann)
+    return ll, rs
+
+
 def class_step(ann: np.ndarray, n_ann: int, margin: np.ndarray, y: np.ndarray, first_won: np.ndarray,
                st: ClassState, zero: np.ndarray, inner: int = 6, sharpen: bool = True, slots: bool = True
                ) -> tuple[np.ndarray, np.ndarray, ClassState]:
@@ -115,8 +134,8 @@ def class_step(ann: np.ndarray, n_ann: int, margin: np.ndarray, y: np.ndarray, f
     n_k = np.maximum(np.bincount(ks, minlength=n_ann), 0)
     fixed = [np.bincount(ks, np.log((1.0 - LAPSE) * x + LAPSE * 0.5), n_ann) for x in (s, 1.0 - s)]
     for _ in range(inner):
-        lik, resp = _class_terms(s, fw, eps, rho)
-        ll = np.stack(fixed + [np.bincount(ks, np.log(x), n_ann) for x in lik[2:]], axis=1)
+        sums_ll, sums_resp = _class_sums(ks, s, fw, eps, rho, n_ann)
+        ll = np.stack(fixed + sums_ll, axis=1)
         ll = np.where(allowed, ll + np.log(np.maximum(props, 1e-300)), -np.inf)
         new = np.exp(ll - ll.max(axis=1, keepdims=True))
         new /= _sym_sum(new)
@@ -124,17 +143,20 @@ def class_step(ann: np.ndarray, n_ann: int, margin: np.ndarray, y: np.ndarray, f
         post = new
         props = np.where(allowed, post.sum(axis=0) + 1.0, 0.0) / (n_ann + allowed.sum())
         # class-level rates: sums over annotators of posterior x (that annotator's BT responsibilities)
-        r_noisy, r_a, r_b = (np.bincount(ks, x, n_ann) for x in resp)
+        r_noisy, r_a, r_b = sums_resp
         eps = float(np.clip(post[:, 2] @ r_noisy / max(post[:, 2] @ n_k, 1e-12), 0.02, 0.98))
         slot_n = post[:, 3] @ n_k + post[:, 4] @ n_k
         rho = float(np.clip(1.0 - (post[:, 3] @ r_a + post[:, 4] @ r_b) / max(slot_n, 1e-12), 0.02, 0.98))
         if done:
             break
-    _, resp = _class_terms(s, fw, eps, rho)
-    pr = post[ks]
     w_h, w_f = np.ones(len(y)), np.zeros(len(y))
-    w_h[sel] = pr[:, 0] + pr[:, 2] * resp[0] + (pr[:, 3] * resp[1] + pr[:, 4] * resp[2])
-    w_f[sel] = pr[:, 1]
+    rows = np.flatnonzero(sel)
+    for lo in range(0, len(ks), CHUNK):   # chunked: at 3M votes each full-length temporary is ~24 MB
+        c = slice(lo, lo + CHUNK)
+        _, resp = _class_terms(s[c], fw[c], eps, rho)
+        pr = post[ks[c]]
+        w_h[rows[c]] = pr[:, 0] + pr[:, 2] * resp[0] + (pr[:, 3] * resp[1] + pr[:, 4] * resp[2])
+        w_f[rows[c]] = pr[:, 1]
     share = class_bt_share(post, eps, rho)
     tie = known & ~dec
     w_h[tie] = share[k[tie]] - post[k[tie], 1]
