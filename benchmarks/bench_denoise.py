@@ -30,10 +30,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import t as student_t
 
-from mr2bench.ranking.baselines import em_anchor, noisy_bt, pged, plain_bt
+from mr2bench.ranking.reference_methods import em_anchor, noisy_bt, pged, plain_bt
 from mr2bench.ranking.coding import encode
 from mr2bench.ranking.ensemble import DenoiseConfig, Denoised, denoise
-from mr2bench.ranking.metrics import tau_b, top1
+from mr2bench.ranking.recovery import tau_b, top1
 from mr2bench.ranking.sampling import sample_variants
 from mr2bench.ranking.simulate import pairwise_arena
 from mr2bench.seeding import rng_for

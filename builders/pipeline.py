@@ -23,9 +23,9 @@ from mr2bench import __version__
 from mr2bench.jsonl import write_json
 from mr2bench.ranking.coding import Codebook, encode
 from mr2bench.ranking.ensemble import DRAWS, DenoiseConfig, Denoised, denoise
-from mr2bench.ranking.metrics import order_to_score, tau_b, top1
+from mr2bench.ranking.recovery import order_to_score, tau_b, top1
 from mr2bench.ranking.annotators import RULE as ANNOTATOR_RULE
-from mr2bench.ranking.leaderboard import model_leaderboard
+from mr2bench.ranking.vote_leaderboard import model_leaderboard
 from mr2bench.ranking.sampling import sample_variants
 from mr2bench.schema import DataError
 from mr2bench.seeding import rng_for
@@ -279,7 +279,7 @@ def _filters(d: Denoised, th: Thresholds) -> dict[int, str]:
 
 def leaderboard(coded, cb: Codebook, d: Denoised, keep_q: np.ndarray) -> tuple[pd.DataFrame, list[dict]]:
     """Model-level BT over the kept questions' weighted votes, ranked within connected model sets only
-    (mr2bench.ranking.leaderboard); models without weighted judgments come back apart."""
+    (mr2bench.ranking.vote_leaderboard); models without weighted judgments come back apart."""
     return model_leaderboard(coded.q, coded.a, coded.b, coded.y, d.row_target, d.row_weight, keep_q, cb.models)
 
 

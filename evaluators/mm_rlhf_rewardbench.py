@@ -18,7 +18,7 @@ from typing import Any
 from mr2bench.registry import BenchmarkSpec, register_benchmark
 from mr2bench.schema import BenchmarkItem, DataError, Media
 
-from ._common import BadRow, converted, iter_rows, media_from, pick, short_hash
+from ._loading import BadRow, converted, iter_rows, media_from, pick, short_hash
 
 SPEC = register_benchmark(BenchmarkSpec(
     name="mm-rlhf-rewardbench", version="1.1.0", hub_id="yifanzhang114/MM-RLHF-RewardBench",

@@ -22,7 +22,7 @@ from mr2bench.build_folder import check_build_folder
 from mr2bench.registry import BenchmarkSpec, register_benchmark
 from mr2bench.schema import BenchmarkItem, DataError
 
-from ._common import BadRow, converted, iter_rows, media_from, pick
+from ._loading import BadRow, converted, iter_rows, media_from, pick
 
 _PROTOCOL = ("arXiv 2604.10966 (MR^2Bench; no official scorer released, github yinuoyang01/multi-response-rm "
              "@0b6c8bc has none): best-of-N top-1 accuracy, a k-way tie at the top score holding m gold-best "

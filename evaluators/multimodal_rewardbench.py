@@ -15,7 +15,7 @@ from typing import Any
 from mr2bench.registry import BenchmarkSpec, register_benchmark
 from mr2bench.schema import BenchmarkItem, DataError
 
-from ._common import BadRow, converted, iter_rows, media_from, pick
+from ._loading import BadRow, converted, iter_rows, media_from, pick
 
 SPEC = register_benchmark(BenchmarkSpec(
     name="multimodal-rewardbench", version="1.1.0", hub_id="syhuggingface/multimodal_rewardbench",

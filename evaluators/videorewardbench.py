@@ -17,7 +17,7 @@ from typing import Any
 from mr2bench.registry import BenchmarkSpec, register_benchmark
 from mr2bench.schema import BenchmarkItem, DataError, Media
 
-from ._common import BadRow, converted, iter_rows, media_from, pick
+from ._loading import BadRow, converted, iter_rows, media_from, pick
 
 SPEC = register_benchmark(BenchmarkSpec(
     name="videorewardbench", version="1.0.0", hub_id="Dragonriser/VideoRewardBench", split="test",

@@ -20,7 +20,7 @@ from typing import Any
 from mr2bench.registry import BenchmarkSpec, register_benchmark
 from mr2bench.schema import BenchmarkItem, DataError
 
-from ._common import BadRow, converted, iter_rows, media_from, pick, short_hash
+from ._loading import BadRow, converted, iter_rows, media_from, pick, short_hash
 
 SPEC = register_benchmark(BenchmarkSpec(
     name="vl-rewardbench", version="1.2.0", hub_id="MMInstruction/VL-RewardBench", split="test",

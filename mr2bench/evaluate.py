@@ -209,7 +209,7 @@ def record_reason(rec: ItemRecord) -> str:
 def score_items(adapter: ModelAdapter, spec: BenchmarkSpec, batch: list[tuple[int, Any]], root: Path | None,
                 seed: int, permutations: int) -> list[ItemRecord]:
     """Score a batch of (index, BenchmarkItem | BadRow) into records, in the batch's order."""
-    from .evaluators._common import BadRow
+    from .evaluators._loading import BadRow
 
     records: dict[int, ItemRecord] = {}
     jobs: list[tuple[int, int, tuple[int, ...]]] = []     # (batch position, run k, permutation)

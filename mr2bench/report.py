@@ -83,7 +83,7 @@ def _items_by_id(bench: str, data_dir: Path | None, ids: set[str]) -> dict[str, 
     """The benchmark's items whose ids the records hold (text and media for the browser)."""
     import importlib
 
-    from .evaluators._common import BadRow
+    from .evaluators._loading import BadRow
     from .registry import get_benchmark
 
     spec = get_benchmark(bench)

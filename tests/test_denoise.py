@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 from scipy.optimize import approx_fprime
 
-from mr2bench.ranking.baselines import em_anchor, noisy_bt, noisy_bt_objective, plain_bt
+from mr2bench.ranking.reference_methods import em_anchor, noisy_bt, noisy_bt_objective, plain_bt
 from mr2bench.ranking.coding import encode
 from mr2bench.ranking.ensemble import DenoiseConfig, denoise
-from mr2bench.ranking.leaderboard import model_leaderboard
-from mr2bench.ranking.metrics import tau_b
+from mr2bench.ranking.vote_leaderboard import model_leaderboard
+from mr2bench.ranking.recovery import tau_b
 from mr2bench.ranking.sampling import sample_variants
 from mr2bench.ranking.simulate import pairwise_arena
 from mr2bench.seeding import rng_for

@@ -8,7 +8,7 @@ import pytest
 from mr2bench.evaluators import (mm_rlhf_rewardbench as mmrlhf, mr2bench_nway as nway,
                                  multimodal_rewardbench as mmrb, videorewardbench as vrb,
                                  vl_rewardbench as vl)
-from mr2bench.evaluators._common import BadRow
+from mr2bench.evaluators._loading import BadRow
 from mr2bench.schema import DataError
 
 
@@ -71,7 +71,7 @@ def test_nway_tolerant_hub_fields_and_escape():
                              "ranks": [0, 1, 2, 3], "image": {"bytes": b"\x89PNG", "path": None}}, kind="image")
     assert item.id == "q1-v2" and item.rankings == (1, 2, 3, 4) and item.media[0].data == b"\x89PNG"
     assert nway.row_to_item({"responses": ["a", "b"], "rankings": [1, 2], "video": "x.mp4"}, kind="image") is None
-    from mr2bench.evaluators._common import converted
+    from mr2bench.evaluators._loading import converted
     rows = [("f", 1, {"id": "a", "responses": ["a", "b"], "rankings": [1, 2], "image": "../../etc/passwd"})]
     (bad,) = list(converted(rows, lambda r, index: nway.row_to_item(r, index, "image"), None, root=__import__("pathlib").Path("/tmp")))
     assert isinstance(bad, BadRow) and "escapes" in bad.error

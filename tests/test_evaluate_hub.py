@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from mr2bench.cli import main
-from test_evaluate import build_vlrb, evaluate, png_bytes, results, samples, write_parquet
+from test_evaluate import build_vlrb, evaluate, png_bytes, results, write_parquet
 
 REPO = Path(__file__).resolve().parents[1]
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -376,7 +376,7 @@ def test_published_folder_evaluates_like_its_build(tmp_path, capsys, monkeypatch
 
 
 def test_several_configs_without_a_name_is_one_error(tmp_path):
-    from mr2bench.evaluators._common import local_files
+    from mr2bench.evaluators._loading import local_files
     from mr2bench.schema import DataError
 
     (tmp_path / "data" / "a").mkdir(parents=True)
@@ -390,7 +390,7 @@ def test_several_configs_without_a_name_is_one_error(tmp_path):
 
 
 def test_source_and_field_flags_parse():
-    from mr2bench.evaluators._common import parse_field
+    from mr2bench.evaluators._loading import parse_field
     from mr2bench.hub.source import parse_source
     from mr2bench.schema import DataError
 

@@ -323,7 +323,7 @@ def make_run(root: Path) -> Path:
 def test_stage_results_card_and_load(tmp_path):
     import datasets
 
-    from mr2bench.hub.results import stage_results, validate_results_stage
+    from mr2bench.hub.stage_run import stage_results, validate_results_stage
     from mr2bench.hub.validate import split_card
 
     run = make_run(tmp_path / "out")
@@ -346,7 +346,7 @@ def test_stage_results_card_and_load(tmp_path):
 
 
 def test_results_missing_primary_metric_is_clear(tmp_path):
-    from mr2bench.hub.results import stage_results
+    from mr2bench.hub.stage_run import stage_results
 
     run = make_run(tmp_path / "out")
     res = json.loads((run / "vl-rewardbench" / "results.json").read_text())

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mr2bench.published import r1_reward, unified_reward
-from mr2bench.published._common import all_pairs
+from mr2bench.published._shared import all_pairs
 from mr2bench.schema import Media, ScoringRequest
 
 

@@ -13,7 +13,7 @@ from mr2bench.ranking.ensemble import DenoiseConfig, _tie_groups, denoise
 from mr2bench.ranking.feedback_arc import (backward_weight, brute_force_order, els_order,
                                            min_feedback_arc_set)
 from mr2bench.ranking.graph import net_graph, three_cycles, win_matrix
-from mr2bench.ranking.metrics import tau_b, top1
+from mr2bench.ranking.recovery import tau_b, top1
 from mr2bench.ranking.sampling import sample_variants
 from mr2bench.ranking.simulate import pairwise_arena
 
@@ -149,7 +149,7 @@ def test_sampling_balanced_distinct_and_separated():
 
 
 def test_ensemble_reads_adversaries_inverted_and_beats_plain_bt():
-    from mr2bench.ranking.baselines import plain_bt
+    from mr2bench.ranking.reference_methods import plain_bt
 
     arena = pairwise_arena(5, n_questions=60, votes_per_question=150, n_annotators=30, setting="adversarial")
     c, cb = encode(arena.judgments)

@@ -136,7 +136,7 @@ def parse_sources(values: list[str]) -> dict[str, str]:
 
 
 def parse_fields(values: list[str]) -> dict[str, tuple[tuple[str, str], ...]]:
-    from mr2bench.evaluators._common import parse_field
+    from mr2bench.evaluators._loading import parse_field
 
     out: dict[str, tuple[tuple[str, str], ...]] = {}
     for v in values:

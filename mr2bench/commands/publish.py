@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _stage(args: argparse.Namespace, stage_dir: Path):
     """Stage + validate; returns (staged object, commit message, commit description)."""
     if args.results:
-        from mr2bench.hub.results import stage_results, validate_results_stage
+        from mr2bench.hub.stage_run import stage_results, validate_results_stage
 
         staged = stage_results(args.results, stage_dir, repo_id=args.repo_id)
         validate_results_stage(staged)

@@ -13,7 +13,7 @@ import copy
 from typing import Any
 
 from ..schema import DataError, ScoringRequest
-from ._common import torch_device
+from ._shared import torch_device
 
 CONV = "qwen_1_5"
 INSTALL = {"llava-critic": "pip install git+https://github.com/LLaVA-VL/LLaVA-NeXT",
@@ -56,7 +56,7 @@ class LlavaBackend:
         return conv.get_prompt()
 
     def _inputs(self, prompt: str, request: ScoringRequest) -> dict[str, Any]:
-        from ._common import request_media
+        from ._shared import request_media
 
         images, _, _ = request_media(request, self.options.num_frames, video_native=False)
         ids = self.api["tokenizer_image_token"](prompt, self.tokenizer, self.api["IMAGE_TOKEN_INDEX"],

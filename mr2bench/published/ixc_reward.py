@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..schema import DataError, Media, ScoringRequest
-from ._common import int_arg, need_target, torch_device, torch_dtype
+from ._shared import int_arg, need_target, torch_device, torch_dtype
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 

@@ -9,7 +9,7 @@ with an open assistant turn, greedy decoding (temperature 0, max_new_tokens 4096
 Assumptions, declared: the card gives no output format or parser. Here the verdict is the LAST phrase naming
 one response as better: "first/second response (is) ... better", "Response/Answer 1/2 is better", or
 "[[A]]"/"[[B]]"; anything else is unreadable (counted, and scored by the benchmark's parse rule; the paper's
-14.7 on VRB suggests many unreadable outputs there). N-way items: every pair (``_common.all_pairs``). An
+14.7 on VRB suggests many unreadable outputs there). N-way items: every pair (``_shared.all_pairs``). An
 HF-format (``llava_onevision``) conversion is not what the authors publish and is not used.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 
 from ..schema import ScoringRequest, Verdict
-from ._common import all_pairs, int_arg, need_target
+from ._shared import all_pairs, int_arg, need_target
 
 PAIRWISE_TEMPLATE = (
     "Given an image and a corresponding question, please serve as an unbiased and fair judge to evaluate the quality "

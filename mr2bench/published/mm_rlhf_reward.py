@@ -16,7 +16,7 @@ is put once at the front (their code strips any in the text first). Assumptions,
 from __future__ import annotations
 
 from ..schema import ScoringRequest, Verdict
-from ._common import int_arg, need_target
+from ._shared import int_arg, need_target
 
 CRITIC_TEMPLATE = (
     "You are an unbiased and fair evaluator tasked with assessing the quality of answers provided by a Large "

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..schema import DataError, ScoringRequest
-from ._common import check_args, need_target, request_media, torch_device, torch_dtype
+from ._shared import check_args, need_target, request_media, torch_device, torch_dtype
 
 HEAD_FILE = "value_head.safetensors"
 HEAD_KEYS = ("v_head.summary.weight", "v_head.summary.bias")

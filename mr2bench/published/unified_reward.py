@@ -10,7 +10,7 @@ What their code does and we follow: one user turn, media first, then the pair pr
 "Answer 2 is better" (video: "Overall Judgment: Answer X is better than Answer Y").
 Assumptions, declared: their scripts print the output and give no parser; here the LAST "Answer N is better"
 (case-insensitive, ``*`` and newlines removed first) is the verdict, anything else unreadable. Items with no
-media use the image prompt. N-way items: every pair (``_common.all_pairs``). The LLaVA-based UnifiedReward
+media use the image prompt. N-way items: every pair (``_shared.all_pairs``). The LLaVA-based UnifiedReward
 checkpoints (``UnifiedReward-7b``) run through the LLaVA-NeXT code and are not covered by this kind.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 
 from ..schema import ScoringRequest, Verdict
-from ._common import VLMGenerator, all_pairs, int_arg, need_target
+from ._shared import VLMGenerator, all_pairs, int_arg, need_target
 
 IMAGE_TEMPLATE = (
     "You are given an image and a question related to it. Your job is to evaluate the two responses based on these "

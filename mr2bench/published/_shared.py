@@ -101,7 +101,6 @@ class VLMGenerator:
     media and the text in the order the adapter gives."""
 
     def __init__(self, target: str, options: Any) -> None:
-        import torch
         from transformers import AutoModelForImageTextToText
 
         from ..judges.local import load_processor
