@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from mr2bench.cli import build_benchmark_main
-from mr2bench.ranking.plan import Request, orient
+from mr2bench.ranking.plan import PlanConfig, Request, orient
 from mr2bench.ranking.simulate import pairwise_arena
 from test_build import votes_csv_with_bad_rows
 
@@ -30,12 +30,15 @@ def _requests(out: Path) -> pd.DataFrame:
     return pd.read_csv(out / "requests.csv")
 
 
+PLAN_FLAGS = ["--budget", "90", "--batch", "30", "--per-question-cap", "3", "--per-pair-cap", "1",
+              "--exclude-models", "aurora-7b", "--exclude-questions", "q0001,q0002", "--seed", "5"]
+
+
 @pytest.fixture(scope="module")
 def csv_plan(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("plan")
     src, n = _csv(tmp)
-    flags = ["--budget", "90", "--batch", "30", "--per-question-cap", "3", "--per-pair-cap", "1",
-             "--exclude-models", "aurora-7b", "--exclude-questions", "q0001,q0002", "--seed", "5"]
+    flags = PLAN_FLAGS
     outs = []
     for k in range(2):
         out = tmp / f"out{k}"
@@ -71,6 +74,28 @@ def test_constraints_respected(csv_plan):
     assert [r["question_id"] for r in jl] == df["question_id"].tolist()
 
 
+def test_questions_are_planned_up_to_the_aim_only(csv_plan):
+    _, _, (out, _) = csv_plan
+    rep = json.loads((out / "plan_report.json").read_text())
+    assert rep["counts"]["aim"] == pytest.approx(0.92)   # a fifth of the way from --separation 0.9 to 1
+    df = _requests(out)
+    # a request is only chosen while its question's state is below the aim (done questions get none)
+    assert (df["separation_prob"] < rep["counts"]["aim"]).all()
+    assert PlanConfig(1, separation=0.8).aim == pytest.approx(0.84)
+    assert PlanConfig(1, separation=0.8, target=0.97).aim == 0.97
+
+
+def test_a_higher_aim_keeps_asking_about_questions_the_default_calls_done(tmp_path):
+    counts = {}
+    for name, extra in (("default", []), ("high", ["--aim", "0.99"])):
+        out = tmp_path / name
+        assert build_benchmark_main(["plan", "--out", str(out), "--budget", "20", *extra]) == 0   # the demo arena
+        counts[name] = json.loads((out / "plan_report.json").read_text())["counts"]
+        assert (_requests(out)["separation_prob"] <= counts[name]["aim"]).all()   # (rounded to 3 places)
+    assert (counts["default"]["aim"], counts["high"]["aim"]) == (pytest.approx(0.92), 0.99)
+    assert counts["high"]["questions_open"] > counts["default"]["questions_open"]
+
+
 def test_byte_identical_and_seeded(csv_plan, tmp_path):
     src, _, (a, b) = csv_plan
     for name in ("requests.csv", "requests.jsonl", "quarantine.jsonl"):
@@ -93,6 +118,8 @@ def test_demo_arena(tmp_path):
 @pytest.mark.parametrize("flags, says", [
     (["--budget", "0"], "--budget"), ([], "needs --budget"), (["--budget", "5", "--per-pair-cap", "0"], "--per-pair-cap"),
     (["--budget", "5", "--exclude-models", "no-such-model"], "--exclude-models"),
+    (["--budget", "5", "--aim", "0.5"], "--aim"), (["--budget", "5", "--aim", "1"], "--aim"),
+    (["--budget", "5", "--aim", "nan"], "--aim"),
 ])
 def test_bad_flags(tmp_path, capsys, flags, says):
     src, _ = _csv(tmp_path)

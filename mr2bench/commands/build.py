@@ -8,6 +8,7 @@ and .jsonl, ordered), chosen so the most questions reach a separable 4-response 
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from mr2bench.cli import add_shared
@@ -69,6 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="requests per question in one batch (default: 8)")
     g.add_argument("--per-pair-cap", type=int, default=3, metavar="N",
                    help="requests per (question, model pair) in one batch (default: 3)")
+    g.add_argument("--aim", type=float, default=None, metavar="P",
+                   help="plan each question until its best is separated with probability P, in [--separation, 1) "
+                        "(default: a fifth of the way from --separation to 1, 0.92 at 0.9)")
     g.add_argument("--exclude-models", action="append", default=[], metavar="A,B",
                    help="models never to ask about (comma-separated, repeatable)")
     g.add_argument("--exclude-questions", action="append", default=[], metavar="Q1,Q2",
@@ -136,8 +140,10 @@ def _plan(args: argparse.Namespace, cfg, column_map: dict[str, str]) -> int:
                     ("--per-pair-cap", args.per_pair_cap)):
         if v is not None and v < 1:
             raise DataError(f"must be >= 1, got {v}", field=flag)
+    if args.aim is not None and not (math.isfinite(args.aim) and args.separation <= args.aim < 1):
+        raise DataError(f"must be in [--separation {args.separation}, 1), got {args.aim}", field="--aim")
     pcfg = PlanConfig(budget=args.budget, separation=args.separation, per_question_cap=args.per_question_cap,
-                      per_pair_cap=args.per_pair_cap, batch=args.batch, seed=args.seed)
+                      per_pair_cap=args.per_pair_cap, batch=args.batch, seed=args.seed, target=args.aim)
     report = plan(args.input, cfg, pcfg, Exclusions(_names(args.exclude_models), _names(args.exclude_questions)),
                   column_map, args.split)
     c = report["counts"]
