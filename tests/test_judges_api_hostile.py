@@ -177,6 +177,50 @@ def test_trickle_meets_total_deadline(make, capsys):
     assert 1 <= s.sent < TRICKLE_S        # it was still trickling when the client gave up
 
 
+@pytest.mark.parametrize("resolver", ["hangs", "answers"])
+def test_dns_lookup_is_under_the_deadline(resolver, monkeypatch):
+    """A resolver that hangs (real-artifacts.md: urllib/httpx timeouts do not cover name resolution,
+    getaddrinfo blocks for the OS resolver's own timeouts) fails the try at the deadline; a resolver that
+    answers still connects (the variant: the same name, resolved, reaching the local server)."""
+    import socket
+
+    real = socket.getaddrinfo
+    release = threading.Event()
+
+    def getaddrinfo(host, port, *a, **k):
+        if host == "judge.example" and resolver == "hangs":
+            release.wait(30)
+        return real("127.0.0.1" if host == "judge.example" else host, port, *a, **k)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.delenv("http_proxy", raising=False)
+    monkeypatch.setenv("no_proxy", "*")
+
+    def reply(h: BaseHTTPRequestHandler, body: dict) -> None:
+        out = json.dumps({"choices": [{"message": {"content": "[[1, 2, 3, 4]]"}}]}).encode()
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(out)))
+        h.end_headers()
+        h.wfile.write(out)
+
+    with HostileServer(reply) as s:
+        url = s.url.replace("127.0.0.1", "judge.example")
+        start = time.monotonic()
+        try:
+            if resolver == "hangs":
+                with pytest.raises(APIError, match="timed out: .*DNS lookup of 'judge.example'"):
+                    adapter(url).score(nway_req())
+            else:
+                assert "[[1, 2, 3, 4]]" in adapter(url).score(nway_req()).raw   # the reply arrived
+        finally:
+            release.set()
+        wall = time.monotonic() - start
+    assert wall < 5, wall                  # before: as long as the resolver hung (30 s here)
+    if resolver == "hangs":
+        assert wall >= 1.9, wall
+
+
 # ----------------------------------------------------------------------------- (b) body size cap
 def test_content_length_over_cap_fails_unread():
     with HostileServer(lambda h, b: None) as s:

@@ -13,7 +13,8 @@ Hostile servers are bounded (``urllib``/``httpx`` timeouts bound one socket read
 trickles one byte per second would keep a try alive indefinitely; ``real-artifacts.md``, Libraries):
 - ``timeout`` is a TOTAL deadline per try, connect to last byte: the body is read in chunks against a
   monotonic deadline with the socket timeout set to the time left, and a watchdog shuts the socket at the
-  deadline for the phases ``http.client`` reads itself (status line, headers).
+  deadline for the phases ``http.client`` reads itself (status line, headers). The DNS lookup and the TCP
+  connect count too: a resolver that hangs fails the try at the deadline.
 - ``max_response_bytes`` (default 10 MB) caps a reply: a larger Content-Length fails the item before the
   body is read, a longer body fails it once the cap is passed; not retried (the same reply would come).
 - What is stored of a reply (``Verdict.raw`` in samples.jsonl, the cache) is scrubbed of secrets
@@ -42,7 +43,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -245,6 +246,52 @@ def _connection(ep: Endpoint, timeout: float) -> tuple[http.client.HTTPConnectio
     return conn, ep.target, {}
 
 
+def _resolve(host: str, port: int, deadline: float) -> list[tuple]:
+    """``getaddrinfo`` within the deadline. The C resolver cannot be interrupted, so the lookup runs in a
+    daemon thread that a stuck lookup is left in (it ends when the OS resolver gives up; it never holds
+    the process open)."""
+    out: dict[str, Any] = {}
+
+    def lookup() -> None:
+        try:
+            out["infos"] = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+        except OSError as exc:
+            out["error"] = exc
+
+    t = threading.Thread(target=lookup, daemon=True, name="mr2bench-dns")
+    t.start()
+    t.join(max(0.0, deadline - time.monotonic()))
+    if t.is_alive():
+        raise TimeoutError(f"DNS lookup of {host!r} did not finish by the deadline")
+    if "error" in out:
+        raise out["error"]
+    return out["infos"]
+
+
+def _connector(deadline: float) -> Callable[..., socket.socket]:
+    """A stand-in for ``socket.create_connection`` (what ``http.client`` calls through the connection's
+    ``_create_connection`` attribute) whose DNS lookup and TCP connect both end by ``deadline``."""
+    def create(address: tuple[str, int], timeout: float | None = None, source_address=None, *_a, **_k):
+        host, port = address
+        last: OSError | None = None
+        for family, kind, proto, _, addr in _resolve(host, port, deadline):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.settimeout(left if timeout is None else min(timeout, left))
+                if source_address:
+                    sock.bind(source_address)
+                sock.connect(addr)
+                return sock
+            except OSError as exc:
+                last = exc
+                sock.close()
+        raise last or TimeoutError(f"no connection to {host!r} by the deadline")
+    return create
+
+
 def _shut(sock: socket.socket | None) -> None:
     """Wake a read blocked on ``sock`` (the base method: SSLSocket.shutdown would drop its SSL object)."""
     if sock is not None:
@@ -354,6 +401,7 @@ class ChatClient:
         cfg = self.config
         deadline = time.monotonic() + cfg.timeout
         conn, target, extra = _connection(self.endpoint, cfg.timeout)
+        conn._create_connection = _connector(deadline)   # DNS under the deadline too (http.client's hook)
         sock: list[socket.socket | None] = [None]
         watchdog = threading.Timer(cfg.timeout, lambda: _shut(sock[0] or conn.sock))
         watchdog.daemon = True
