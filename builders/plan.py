@@ -2,7 +2,10 @@
 
 The same reading, validation, quarantine and posterior as ``build-benchmark video``; the choice of
 requests is mr2bench.ranking.plan. Writes PLAN/requests.csv, requests.jsonl, plan_report.json and
-quarantine.jsonl.
+quarantine.jsonl, into a temporary sibling swapped in whole (mr2bench.build_folder): a kill leaves the old
+plan or the new one, never a mixture; a plan that fails after validation replaces PLAN with its quarantine
+and a ``"status": "failed"`` report, so no earlier plan's requests survive to be sent again. PLAN must be
+new, empty or an earlier plan folder (a build folder is refused).
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mr2bench import __version__
+from mr2bench.build_folder import build_atomically
 from mr2bench.jsonl import write_json, write_jsonl
 from mr2bench.ranking.coding import encode
 from mr2bench.ranking.ensemble import denoise
@@ -22,6 +26,7 @@ from mr2bench.schema import DataError
 from .inputs import PAIRWISE_OPTIONAL, PAIRWISE_REQUIRED, Table, check_pairwise, read_table
 from .pipeline import BuildConfig, denoise_config, has_item, neutral_shared_ids
 
+REPORT = "plan_report.json"
 COLUMNS = ["order", "batch", "question_id", "model_a", "model_b", "gain", "separation_prob", "separation",
            "separation_gap", "votes_to_separation", "best_model", "judgments_so_far"]
 
@@ -62,6 +67,21 @@ def _nothing_to_plan(n_q: int, done: np.ndarray, excl_q: np.ndarray, few: np.nda
 def plan(source: str | Table | None, cfg: BuildConfig, pcfg: PlanConfig, excl: Exclusions,
          column_map: dict[str, str] | None = None, split: str | None = None) -> dict:
     """Read, validate (quarantine as the build does), denoise, plan, write cfg.out; returns the report."""
+    final = cfg.out
+
+    def run(tmp: Path) -> dict:
+        cfg.out = tmp
+        return _plan_into(final, source, cfg, pcfg, excl, column_map, split)
+
+    try:
+        return build_atomically(final, run, report=REPORT, seal=False)
+    finally:
+        cfg.out = final
+
+
+def _plan_into(final: Path, source: str | Table | None, cfg: BuildConfig, pcfg: PlanConfig, excl: Exclusions,
+               column_map: dict[str, str] | None, split: str | None) -> dict:
+    """The plan, written into cfg.out (a temporary folder); ``final`` is the folder users are told of."""
     if source is None:
         table, _ = _demo_table(cfg.seed)
     elif isinstance(source, Table):
@@ -74,36 +94,47 @@ def plan(source: str | Table | None, cfg: BuildConfig, pcfg: PlanConfig, excl: E
     out = cfg.out
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "quarantine.jsonl", checked.quarantine)
+    base = {"mr2bench_version": __version__, "command": cfg.command, "seed": cfg.seed, "source": table.label,
+            "input_sha256": table.sha256, "plan": asdict(pcfg), "separation": cfg.thresholds.separation,
+            "exclude_models": list(excl.models), "exclude_questions": list(excl.questions)}
+    counts = {"rows_in": len(table.df), "kept": len(checked.kept), "quarantined": len(checked.quarantine),
+              "quarantine_reasons": checked.reasons()}
+
+    def fail(err: DataError) -> DataError:
+        """The failed plan's report (readable in PLAN, which replaces any earlier plan) and its error."""
+        write_json(out / REPORT, {**base, "status": "failed", "error": str(err), "counts": counts})
+        return err
+
     if cfg.limit is not None:
         kept = kept[kept["question_id"].isin(sorted(kept["question_id"].unique())[: cfg.limit])]
     if kept.empty:
-        raise DataError(f"0 of {len(table.df)} rows kept; see {out / 'quarantine.jsonl'}", file=table.label)
+        raise fail(DataError(f"0 of {len(table.df)} rows kept; see {final / 'quarantine.jsonl'}", file=table.label))
     kept, _ = neutral_shared_ids(kept)
     coded, cb = encode(kept)
     d = denoise(coded, denoise_config(cfg))
     th = cfg.thresholds
     yielding = np.array([has_item(d, qi, qid, th, cfg.seed) for qi, qid in enumerate(cb.questions)])
-    excl_q = _mask(cb.questions, excl.questions, "--exclude-questions")
-    excl_m = _mask(cb.models, excl.models, "--exclude-models")
+    try:
+        excl_q = _mask(cb.questions, excl.questions, "--exclude-questions")
+        excl_m = _mask(cb.models, excl.models, "--exclude-models")
+    except DataError as err:
+        raise fail(err) from None
     few = d.present.sum(axis=1) < 4
     is_open = open_questions(d, yielding, excl_q, pcfg.aim)
     if not is_open.any():
-        raise _nothing_to_plan(coded.n_questions, ~excl_q & ~few, excl_q, few, th.separation, pcfg.aim)
+        raise fail(_nothing_to_plan(coded.n_questions, ~excl_q & ~few, excl_q, few, th.separation, pcfg.aim))
     w = float(np.mean(d.row_weight)) if len(d.row_weight) else 1.0
     reqs = plan_requests(d, yielding, excl_q, excl_m, max(w, 1e-3), pcfg)
     if not reqs:
-        raise DataError("nothing to plan: every open question's pairs involve an excluded model "
-                        "(--exclude-models)", field="--exclude-models")
+        raise fail(DataError("nothing to plan: every open question's pairs involve an excluded model "
+                             "(--exclude-models)", field="--exclude-models"))
     n_by_q = np.bincount(coded.q, minlength=coded.n_questions)
     df = _table(reqs, cb, th.separation, n_by_q)
     df.to_csv(out / "requests.csv", index=False, lineterminator="\n")
     write_jsonl(out / "requests.jsonl", df.to_dict("records"))
     report = {
-        "mr2bench_version": __version__, "command": cfg.command, "seed": cfg.seed, "source": table.label,
-        "input_sha256": table.sha256, "plan": asdict(pcfg), "separation": th.separation,
-        "exclude_models": list(excl.models), "exclude_questions": list(excl.questions),
-        "counts": {"rows_in": len(table.df), "kept": len(checked.kept), "quarantined": len(checked.quarantine),
-                   "quarantine_reasons": checked.reasons(), "questions": coded.n_questions,
+        **base, "status": "planned",
+        "counts": {**counts, "questions": coded.n_questions,
                    "questions_yielding": int(yielding.sum()),
                    "questions_open": int(is_open.sum()), "aim": pcfg.aim,
                    "questions_excluded": int(excl_q.sum()), "questions_fewer_than_4_models": int(few.sum()),
@@ -112,7 +143,7 @@ def plan(source: str | Table | None, cfg: BuildConfig, pcfg: PlanConfig, excl: E
         "objective": "questions with at least one 4-response item whose best is above the other three at "
                      "once with posterior probability >= separation",
     }
-    write_json(out / "plan_report.json", report)
+    write_json(out / REPORT, report)
     return report
 
 

@@ -234,8 +234,8 @@ def remove_leftovers(final: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _check_replaceable(final: Path, shown: Path) -> None:
-    """OUT is replaced as a whole: refuse a file, or a folder build-benchmark did not write."""
+def _check_replaceable(final: Path, shown: Path, report: str = REPORT) -> None:
+    """OUT is replaced as a whole: refuse a file, or a folder this kind of output (its ``report``) is not."""
     cwd = Path.cwd().resolve()
     if cwd == final or final in cwd.parents:
         raise DataError("must not be the working folder or a folder above it: OUT is replaced as a whole",
@@ -244,9 +244,11 @@ def _check_replaceable(final: Path, shown: Path) -> None:
         return
     if not final.is_dir():
         raise DataError("exists and is not a folder", field="--out", file=str(shown))
-    if any(final.iterdir()) and not is_build_folder(final):
-        raise DataError(f"exists and is not a build-benchmark folder (no {REPORT}); a build replaces --out as "
-                        "a whole, so pick a new folder or remove this one", field="--out", file=str(shown))
+    ours = is_build_folder(final) if report == REPORT else (final / report).is_file() and not is_build_folder(final)
+    if any(final.iterdir()) and not ours:
+        what = "a build-benchmark folder" if report == REPORT else f"a folder this command wrote (with {report})"
+        raise DataError(f"exists and is not {what}; --out is replaced as a whole, so pick a new folder or "
+                        "remove this one", field="--out", file=str(shown))
 
 
 def swap_in(tmp: Path, final: Path) -> None:
@@ -263,11 +265,13 @@ def swap_in(tmp: Path, final: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
 
 
-def build_atomically(out: str | Path, build: Callable[[Path], T]) -> T:
-    """Run ``build(tmp_folder)`` and swap the sealed result in as ``out``; see the module docstring."""
+def build_atomically(out: str | Path, build: Callable[[Path], T], report: str = REPORT, seal: bool = True) -> T:
+    """Run ``build(tmp_folder)`` and swap the sealed result in as ``out``; see the module docstring.
+    ``report``/``seal``: other outputs written the same way (``build-benchmark plan``: ``plan_report.json``,
+    no manifest, since no reader takes it as a build)."""
     shown = Path(out)
     final = Path(os.path.realpath(out))      # a symlinked OUT keeps its link; the target is replaced
-    _check_replaceable(final, shown)
+    _check_replaceable(final, shown, report)
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(final)
     tmp = _sibling(final, "tmp")
@@ -275,7 +279,7 @@ def build_atomically(out: str | Path, build: Callable[[Path], T]) -> T:
     try:
         result = build(tmp)
     except DataError:
-        if (tmp / REPORT).is_file():        # a failed build with its reports: readable, never readable as data
+        if (tmp / report).is_file():        # a failed build with its reports: readable, never readable as data
             fsync_tree(tmp)
             swap_in(tmp, final)
         else:
@@ -285,7 +289,10 @@ def build_atomically(out: str | Path, build: Callable[[Path], T]) -> T:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     crash_point("before-manifest")
-    write_manifest(tmp)
+    if seal:
+        write_manifest(tmp)
+    else:
+        fsync_tree(tmp)
     crash_point("after-manifest")
     swap_in(tmp, final)
     return result

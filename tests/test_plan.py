@@ -119,7 +119,7 @@ def test_demo_arena(tmp_path):
     (["--budget", "0"], "--budget"), ([], "needs --budget"), (["--budget", "5", "--per-pair-cap", "0"], "--per-pair-cap"),
     (["--budget", "5", "--exclude-models", "no-such-model"], "--exclude-models"),
     (["--budget", "5", "--aim", "0.5"], "--aim"), (["--budget", "5", "--aim", "1"], "--aim"),
-    (["--budget", "5", "--aim", "nan"], "--aim"),
+    (["--budget", "5", "--aim", "nan"], "--aim"), (["--budget", "5", "--separation", "1"], "--separation < 1"),
 ])
 def test_bad_flags(tmp_path, capsys, flags, says):
     src, _ = _csv(tmp_path)
@@ -157,3 +157,25 @@ def test_orientation_balances_every_model():
             bal[r.left] += 1
             bal[r.right] -= 1
         assert max(abs(v) for v in bal.values()) <= 1
+
+
+def test_plan_output_is_replaced_whole_and_never_over_a_build(tmp_path, capsys):
+    """PLAN is swapped in whole: a build folder is refused (a plan would break its manifest), and a plan
+    that fails after validation leaves its quarantine and a failed report, not the previous requests."""
+    src, _ = _csv(tmp_path)
+    build = tmp_path / "build"
+    assert build_benchmark_main(["video", str(src), "--out", str(build), "--separation", "0.5"]) == 0
+    before = {p.name: p.read_bytes() for p in build.iterdir()}
+    assert build_benchmark_main(["plan", str(src), "--out", str(build), "--budget", "10"]) == 2
+    assert "--out" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in build.iterdir()} == before
+
+    out = tmp_path / "plan"
+    assert build_benchmark_main(["plan", str(src), "--out", str(out), "--budget", "10"]) == 0
+    assert (out / "requests.csv").is_file()
+    assert build_benchmark_main(["plan", str(src), "--out", str(out), "--budget", "10",
+                                 "--exclude-models", "no-such-model"]) == 2
+    assert sorted(p.name for p in out.iterdir()) == ["plan_report.json", "quarantine.jsonl"]
+    rep = json.loads((out / "plan_report.json").read_text())
+    assert rep["status"] == "failed" and "no-such-model" in rep["error"]
+    assert not list(tmp_path.glob("plan.tmp-*")) and not list(tmp_path.glob("plan.trash-*"))

@@ -140,6 +140,10 @@ def _plan(args: argparse.Namespace, cfg, column_map: dict[str, str]) -> int:
                     ("--per-pair-cap", args.per_pair_cap)):
         if v is not None and v < 1:
             raise DataError(f"must be >= 1, got {v}", field=flag)
+    if args.separation >= 1:
+        raise DataError(f"build-benchmark plan needs --separation < 1, got {args.separation} (no posterior "
+                        "separates a best response with probability 1, so every question would stay open)",
+                        field="--separation")
     if args.aim is not None and not (math.isfinite(args.aim) and args.separation <= args.aim < 1):
         raise DataError(f"must be in [--separation {args.separation}, 1), got {args.aim}", field="--aim")
     pcfg = PlanConfig(budget=args.budget, separation=args.separation, per_question_cap=args.per_question_cap,
