@@ -17,8 +17,9 @@ in order of ``votes_to_separation`` (n*): how many such votes, each on the curre
 needs to reach the separation (the cheapest yield first; a coin-flip question whose mean gap is ~0 has
 n* beyond the horizon and waits). After each pick the question's covariance is updated as if the vote
 had arrived, so requests spread over pairs and stop once the question would yield.
-Left/right: an Euler-tour orientation of the planned pairs puts every model left within one of half
-its requests.
+Left/right: an Euler-tour orientation of each batch's pairs puts every model left within one of half
+its requests in that batch; path reversals then steer the batches so the whole plan stays near balance
+too (within 1 in ~90% of random plans, never beyond 3 in the tests).
 """
 from __future__ import annotations
 
@@ -222,7 +223,66 @@ def plan_requests(d: Denoised, yielding: np.ndarray, excluded_q: np.ndarray, exc
         per_pair[(qi, a, b)] += 1
         if sum(per_q.values()) >= size:
             k, per_q, per_pair, cache = k + 1, Counter(), Counter(), {}
-    return orient(out)
+    return orient_batches(out)
+
+
+def orient_batches(reqs: list[Request]) -> list[Request]:
+    """``orient`` batch by batch (a campaign sends a batch and plans again, so each batch is balanced on
+    its own: every model left within one of half its requests in the batch), then steered toward the
+    running balance: reversing a directed path from a model one-up in this batch to one one-down swaps
+    their surpluses and changes no other model's, so such paths are reversed while that brings the
+    running left-minus-right counts nearer zero."""
+    out: list[Request] = []
+    running: dict[int, int] = {}
+    for k in sorted({r.batch for r in reqs}):
+        part = _steer(orient([r for r in reqs if r.batch == k]), running)
+        for r in part:
+            running[r.left] = running.get(r.left, 0) + 1
+            running[r.right] = running.get(r.right, 0) - 1
+        out += part
+    return out
+
+
+def _flipped(r: Request) -> Request:
+    return Request(r.question, r.right, r.left, r.gain, r.separation_prob, r.votes_to_separation, r.best, r.batch)
+
+
+def _steer(part: list[Request], running: dict[int, int]) -> list[Request]:
+    """Path reversals (see orient_batches) that lower sum |running + this batch's surplus|; each one
+    lowers it by at least 2, so this ends."""
+    part = list(part)
+    while True:
+        bal: dict[int, int] = {}
+        out_edges: dict[int, list[int]] = {}
+        for i, r in enumerate(part):
+            bal[r.left] = bal.get(r.left, 0) + 1
+            bal[r.right] = bal.get(r.right, 0) - 1
+            out_edges.setdefault(r.left, []).append(i)
+        cost = lambda m, b: abs(running.get(m, 0) + b)  # noqa: E731
+        best = None
+        for x in sorted((m for m, b in bal.items() if b == 1), key=lambda m: (-running.get(m, 0), m)):
+            via, queue = {x: -1}, [x]
+            for v in queue:   # breadth-first along left -> right
+                for i in out_edges.get(v, []):
+                    u = part[i].right
+                    if u not in via:
+                        via[u] = i
+                        queue.append(u)
+            for y in sorted((m for m in via if bal.get(m) == -1), key=lambda m: (running.get(m, 0), m)):
+                gain = cost(x, 1) + cost(y, -1) - cost(x, -1) - cost(y, 1)
+                if gain > 0:
+                    best = (x, y, via)
+                    break
+            if best:
+                break
+        if best is None:
+            return part
+        x, y, via = best
+        v = y
+        while v != x:   # reverse the path x -> ... -> y
+            i = via[v]
+            v = part[i].left
+            part[i] = _flipped(part[i])
 
 
 def orient(reqs: list[Request]) -> list[Request]:
