@@ -148,7 +148,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="the first arena seed")
     ap.add_argument("--seeds", type=int, default=3,
                     help="arenas per regime (seeds seed .. seed+seeds-1); the last line sums over all of them")
-    ap.add_argument("--target", type=float, default=None,
+    ap.add_argument("--aim", dest="target", type=float, default=None,
                     help="plan's aim (default: PlanConfig.aim, 0.92 at separation 0.9)")
     ap.add_argument("--regimes", default="", help="comma-separated regime prefixes (default: all)")
     ap.add_argument("--curves", action="store_true", help="print yield/precision per round per strategy")

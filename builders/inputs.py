@@ -273,11 +273,11 @@ def _column(col: pd.Series, text: bool) -> np.ndarray:
     CSV and Parquet give) is factorised without making a Python object per cell; an object column
     (JSON's mixed types, where ``1 == True`` must not merge) is cached per exact string only. Ids and texts
     repeat across millions of votes, so the result holds one object per distinct value."""
-    if isinstance(col.dtype, pd.CategoricalDtype):   # Parquet strings: the codes are the factorisation
-        codes, uniques = col.cat.codes.to_numpy(), col.cat.categories
-    elif col.dtype != object:
-        codes, uniques = pd.factorize(col, use_na_sentinel=True)
     if col.dtype != object:
+        if isinstance(col.dtype, pd.CategoricalDtype):   # Parquet strings: the codes are the factorisation
+            codes, uniques = col.cat.codes.to_numpy(), col.cat.categories
+        else:
+            codes, uniques = pd.factorize(col, use_na_sentinel=True)
         clean = np.empty(len(uniques) + 1, dtype=object)   # the last slot is the NA sentinel's (-1)
         clean[:-1] = [_cell(u, text) for u in np.asarray(uniques, dtype=object)]
         clean[-1] = None

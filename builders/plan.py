@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mr2bench import __version__
-from mr2bench.build_folder import build_atomically
+from mr2bench.build_folder import atomic_output
 from mr2bench.jsonl import write_json, write_jsonl
 from mr2bench.ranking.coding import encode
 from mr2bench.ranking.ensemble import denoise
@@ -64,24 +64,10 @@ def _nothing_to_plan(n_q: int, done: np.ndarray, excl_q: np.ndarray, few: np.nda
                      + " (lower --separation, or add questions / models)", field="--budget")
 
 
+@atomic_output(report=REPORT, seal=False)   # cfg.out is a temporary sibling while this runs
 def plan(source: str | Table | None, cfg: BuildConfig, pcfg: PlanConfig, excl: Exclusions,
          column_map: dict[str, str] | None = None, split: str | None = None) -> dict:
     """Read, validate (quarantine as the build does), denoise, plan, write cfg.out; returns the report."""
-    final = cfg.out
-
-    def run(tmp: Path) -> dict:
-        cfg.out = tmp
-        return _plan_into(final, source, cfg, pcfg, excl, column_map, split)
-
-    try:
-        return build_atomically(final, run, report=REPORT, seal=False)
-    finally:
-        cfg.out = final
-
-
-def _plan_into(final: Path, source: str | Table | None, cfg: BuildConfig, pcfg: PlanConfig, excl: Exclusions,
-               column_map: dict[str, str] | None, split: str | None) -> dict:
-    """The plan, written into cfg.out (a temporary folder); ``final`` is the folder users are told of."""
     if source is None:
         table, _ = _demo_table(cfg.seed)
     elif isinstance(source, Table):
@@ -108,7 +94,8 @@ def _plan_into(final: Path, source: str | Table | None, cfg: BuildConfig, pcfg: 
     if cfg.limit is not None:
         kept = kept[kept["question_id"].isin(sorted(kept["question_id"].unique())[: cfg.limit])]
     if kept.empty:
-        raise fail(DataError(f"0 of {len(table.df)} rows kept; see {final / 'quarantine.jsonl'}", file=table.label))
+        raise fail(DataError(f"0 of {len(table.df)} rows kept; see quarantine.jsonl in the output folder",
+                             file=table.label))
     kept, _ = neutral_shared_ids(kept)
     coded, cb = encode(kept)
     d = denoise(coded, denoise_config(cfg))

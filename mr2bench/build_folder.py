@@ -298,19 +298,22 @@ def build_atomically(out: str | Path, build: Callable[[Path], T], report: str = 
     return result
 
 
-def atomic_output(builder: Callable[..., T]) -> Callable[..., T]:
+def atomic_output(builder: Callable[..., T] | None = None, *, report: str = REPORT, seal: bool = True):
     """Decorate ``build_video(source, cfg, ...)``-shaped builders: they write into a temporary folder in
-    place of ``cfg.out``, which is swapped in sealed (``cfg.out`` is restored afterwards)."""
-    @functools.wraps(builder)
-    def wrapper(source: Any, cfg: Any, *args: Any, **kwargs: Any) -> T:
-        final = cfg.out
+    place of ``cfg.out``, which is swapped in sealed (``cfg.out`` is restored afterwards). Bare for builds;
+    ``atomic_output(report=..., seal=False)`` for other outputs written the same way (see build_atomically)."""
+    def decorate(fn: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(fn)
+        def wrapper(source: Any, cfg: Any, *args: Any, **kwargs: Any) -> T:
+            final = cfg.out
 
-        def run(tmp: Path) -> T:
-            cfg.out = tmp
-            return builder(source, cfg, *args, **kwargs)
+            def run(tmp: Path) -> T:
+                cfg.out = tmp
+                return fn(source, cfg, *args, **kwargs)
 
-        try:
-            return build_atomically(final, run)
-        finally:
-            cfg.out = final
-    return wrapper
+            try:
+                return build_atomically(final, run, report=report, seal=seal)
+            finally:
+                cfg.out = final
+        return wrapper
+    return decorate if builder is None else decorate(builder)

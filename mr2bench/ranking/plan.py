@@ -23,7 +23,7 @@ too (within 1 in ~90% of random plans, never beyond 3 in the tests).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.special import expit, ndtr
@@ -243,10 +243,6 @@ def orient_batches(reqs: list[Request]) -> list[Request]:
     return out
 
 
-def _flipped(r: Request) -> Request:
-    return Request(r.question, r.right, r.left, r.gain, r.separation_prob, r.votes_to_separation, r.best, r.batch)
-
-
 def _steer(part: list[Request], running: dict[int, int]) -> list[Request]:
     """Path reversals (see orient_batches) that lower sum |running + this batch's surplus|; each one
     lowers it by at least 2, so this ends."""
@@ -282,7 +278,7 @@ def _steer(part: list[Request], running: dict[int, int]) -> list[Request]:
         while v != x:   # reverse the path x -> ... -> y
             i = via[v]
             v = part[i].left
-            part[i] = _flipped(part[i])
+            part[i] = replace(part[i], left=part[i].right, right=part[i].left)
 
 
 def orient(reqs: list[Request]) -> list[Request]:
@@ -320,5 +316,4 @@ def orient(reqs: list[Request]) -> list[Request]:
             used[e] = True
             direction[e] = (v, u)
             stack.append(u)
-    return [Request(r.question, *direction[e], r.gain, r.separation_prob, r.votes_to_separation, r.best, r.batch)
-            for e, r in enumerate(reqs)]
+    return [replace(r, left=direction[e][0], right=direction[e][1]) for e, r in enumerate(reqs)]
